@@ -1,0 +1,21 @@
+"""Majority Kernels layers: drop-in supersets of the Keras kernel layers."""
+
+from keras_mk.layers.mk_conv import MKConv1D
+from keras_mk.layers.mk_conv import MKConv2D
+from keras_mk.layers.mk_conv import MKConv3D
+from keras_mk.layers.mk_dense import MKDense
+from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv1D
+from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv2D
+from keras_mk.layers.mk_einsum_dense import MKEinsumDense
+from keras_mk.layers.mk_layer import MKLayer
+
+__all__ = [
+    "MKConv1D",
+    "MKConv2D",
+    "MKConv3D",
+    "MKDense",
+    "MKDepthwiseConv1D",
+    "MKDepthwiseConv2D",
+    "MKEinsumDense",
+    "MKLayer",
+]

@@ -1,0 +1,49 @@
+import keras
+
+from keras_mk.layers.mk_dense import MK_ARGS_DOC
+from keras_mk.layers.mk_layer import MKLayer
+
+_CONV_DOC = """A `{base}` layer with Majority Kernels.
+
+    Stores `expansion` copies of the convolution kernel and mixes them with
+    per-element probabilities in training, their mean in inference. Accepts
+    every argument of `keras.layers.{base}`.
+
+    Args:
+        filters: int, the number of output filters.
+        kernel_size: int or tuple, the size of the convolution window.
+{mk_args}
+        **kwargs: any other argument of `keras.layers.{base}`.
+
+    Input shape:
+        As for `keras.layers.{base}`: a {rank}D+2 tensor.
+
+    Output shape:
+        As for `keras.layers.{base}`.
+
+    Example:
+
+    >>> layer = keras_mk.layers.MK{base}(8, 3, expansion=3, seed=0)
+    >>> y = layer(np.ones({example_shape}), training=True)
+    """
+
+
+def _doc(base, rank, example_shape):
+    return _CONV_DOC.format(
+        base=base, rank=rank, mk_args=MK_ARGS_DOC, example_shape=example_shape
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConv1D(MKLayer, keras.layers.Conv1D):
+    __doc__ = _doc("Conv1D", 1, "(2, 16, 4)")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConv2D(MKLayer, keras.layers.Conv2D):
+    __doc__ = _doc("Conv2D", 2, "(2, 16, 16, 4)")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConv3D(MKLayer, keras.layers.Conv3D):
+    __doc__ = _doc("Conv3D", 3, "(2, 8, 8, 8, 4)")

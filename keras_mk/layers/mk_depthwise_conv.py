@@ -1,0 +1,46 @@
+import keras
+
+from keras_mk.layers.mk_dense import MK_ARGS_DOC
+from keras_mk.layers.mk_layer import MKLayer
+
+_DOC = """A `{base}` layer with Majority Kernels.
+
+    Stores `expansion` copies of the depthwise kernel and mixes them with
+    per-element probabilities in training, their mean in inference. The
+    copies are initialised from `depthwise_initializer`. Accepts every
+    argument of `keras.layers.{base}`.
+
+    Args:
+        kernel_size: int or tuple, the size of the depthwise window.
+{mk_args}
+        **kwargs: any other argument of `keras.layers.{base}`.
+
+    Input shape:
+        As for `keras.layers.{base}`.
+
+    Output shape:
+        As for `keras.layers.{base}`.
+
+    Example:
+
+    >>> layer = keras_mk.layers.MK{base}(3, expansion=3, seed=0)
+    >>> y = layer(np.ones({example_shape}), training=True)
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKDepthwiseConv1D(MKLayer, keras.layers.DepthwiseConv1D):
+    __doc__ = _DOC.format(
+        base="DepthwiseConv1D", mk_args=MK_ARGS_DOC, example_shape="(2, 16, 4)"
+    )
+    _kernel_initializer_attr = "depthwise_initializer"
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKDepthwiseConv2D(MKLayer, keras.layers.DepthwiseConv2D):
+    __doc__ = _DOC.format(
+        base="DepthwiseConv2D",
+        mk_args=MK_ARGS_DOC,
+        example_shape="(2, 16, 16, 4)",
+    )
+    _kernel_initializer_attr = "depthwise_initializer"

@@ -1,0 +1,32 @@
+import keras
+
+from keras_mk.layers.mk_dense import MK_ARGS_DOC
+from keras_mk.layers.mk_layer import MKLayer
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKEinsumDense(MKLayer, keras.layers.EinsumDense):
+    __doc__ = f"""An `EinsumDense` layer with Majority Kernels.
+
+    Stores `expansion` copies of the kernel and mixes them with per-element
+    probabilities in training, their mean in inference. Accepts every
+    argument of `keras.layers.EinsumDense`.
+
+    Args:
+        equation: the einsum equation, as for `keras.layers.EinsumDense`.
+        output_shape: the expected output shape (without the batch axis).
+{MK_ARGS_DOC}
+        **kwargs: any other argument of `keras.layers.EinsumDense`.
+
+    Input shape:
+        As for `keras.layers.EinsumDense`.
+
+    Output shape:
+        As for `keras.layers.EinsumDense`.
+
+    Example:
+
+    >>> layer = keras_mk.layers.MKEinsumDense("ab,bc->ac", output_shape=4)
+    >>> layer(np.ones((2, 8)), training=True).shape
+    (2, 4)
+    """

@@ -1,0 +1,400 @@
+"""The Majority Kernels mechanism shared by every MK layer.
+
+`MKLayer` is a mixin placed before a Keras kernel layer in the bases of an MK
+layer (`class MKDense(MKLayer, keras.layers.Dense)`). The Keras layer builds
+its kernel as usual; that variable becomes copy 0, and `expansion - 1` more
+copies of the same shape are added next to it (one variable per copy: faster
+than slicing one stacked variable on every backend, see
+`docs/performance.md`). The Keras layer's `call` reads `self.kernel`; during
+an MK call that property returns the mixed kernel `sum_k W_k p_k` (training)
+or the mean of the copies (inference), so the Keras layer's own computation
+runs unchanged.
+"""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mk import _keras_private
+from keras_mk.layers import probabilities as probs
+
+COPY_INITIALIZATIONS = ("replicate", "independent")
+
+
+def _validate_expansion(expansion):
+    if (
+        isinstance(expansion, bool)
+        or not isinstance(expansion, numbers.Integral)
+        or expansion < 1
+    ):
+        raise ValueError(
+            "`expansion` must be an integer >= 1 (the number of kernel "
+            f"copies). Received: expansion={expansion!r}"
+        )
+    return int(expansion)
+
+
+def _validate_concentration(concentration):
+    if (
+        isinstance(concentration, bool)
+        or not isinstance(concentration, numbers.Real)
+        or not np.isfinite(concentration)
+        or concentration <= 0
+    ):
+        raise ValueError(
+            "`concentration` must be a finite number > 0. "
+            f"Received: concentration={concentration!r}"
+        )
+    return float(concentration)
+
+
+def _validate_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def _reseeded(initializer, offset):
+    """The same initializer with another seed, so copies are independent.
+
+    A Keras initializer with an integer seed returns the same values on every
+    call; one with no seed already draws fresh values each call.
+    """
+    config = initializer.get_config()
+    if config.get("seed") is None:
+        return initializer
+    config["seed"] = int(config["seed"]) + 1000003 * offset
+    return initializer.__class__.from_config(config)
+
+
+class MKLayer:
+    """Mixin turning a Keras kernel layer into a Majority Kernels layer.
+
+    Subclasses set `_kernel_initializer_attr` to the name of the attribute
+    holding the kernel initializer of the Keras layer they extend.
+    """
+
+    _kernel_initializer_attr = "kernel_initializer"
+
+    def __init__(
+        self,
+        *args,
+        expansion=3,
+        probabilities="exponential",
+        concentration=1.0,
+        expand_bias=False,
+        copy_initialization="replicate",
+        seed=None,
+        **kwargs,
+    ):
+        # Validate before the Keras layer is constructed: nothing half-made.
+        expansion = _validate_expansion(expansion)
+        probabilities = _validate_choice(
+            "probabilities", probabilities, probs.PROBABILITIES
+        )
+        concentration = _validate_concentration(concentration)
+        copy_initialization = _validate_choice(
+            "copy_initialization", copy_initialization, COPY_INITIALIZATIONS
+        )
+        if not isinstance(expand_bias, bool):
+            raise ValueError(
+                "`expand_bias` must be a bool. "
+                f"Received: expand_bias={expand_bias!r}"
+            )
+        if kwargs.get("lora_rank"):
+            raise ValueError(
+                "MK layers do not support LoRA. "
+                f"Received: lora_rank={kwargs['lora_rank']!r}"
+            )
+        super().__init__(*args, **kwargs)
+        self._mk_configure(
+            expansion,
+            probabilities,
+            concentration,
+            expand_bias,
+            copy_initialization,
+            seed,
+        )
+
+    def _mk_configure(
+        self,
+        expansion,
+        probabilities,
+        concentration,
+        expand_bias,
+        copy_initialization,
+        seed,
+    ):
+        self.expansion = expansion
+        self.probabilities = probabilities
+        self.concentration = concentration
+        self.expand_bias = expand_bias
+        self.copy_initialization = copy_initialization
+        if isinstance(seed, keras.random.SeedGenerator):
+            self.seed = seed.get_config()["seed"]
+            self.seed_generator = seed
+        elif seed is None or (
+            isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
+        ):
+            self.seed = seed
+            self.seed_generator = keras.random.SeedGenerator(seed)
+        else:
+            raise ValueError(
+                "`seed` must be an int, None or a keras.random.SeedGenerator. "
+                f"Received: seed={seed!r}"
+            )
+        self._kernel_copies = []
+        self._bias_copies = []
+        self._active = None
+
+    # -- State ------------------------------------------------------------
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._add_copies(self.copy_initialization)
+
+    def _add_copies(self, copy_initialization):
+        """Adds copies 1..e-1 next to the built kernel (and bias)."""
+        kernel = self._kernel
+        initializer = getattr(self, self._kernel_initializer_attr)
+        self._kernel_copies = [kernel] + [
+            self._add_copy(kernel, "kernel", k, initializer, copy_initialization)
+            for k in range(1, self.expansion)
+        ]
+        bias = self._bias
+        if self.expand_bias and bias is not None:
+            self._bias_copies = [bias] + [
+                self._add_copy(
+                    bias, "bias", k, self.bias_initializer, copy_initialization
+                )
+                for k in range(1, self.expansion)
+            ]
+        else:
+            self._bias_copies = [] if bias is None else [bias]
+
+    def _add_copy(self, source, name, k, initializer, copy_initialization):
+        replicate = copy_initialization == "replicate"
+        with _keras_private.unlocked_state(self):
+            copy = self.add_weight(
+                name=f"{name}_copy_{k}",
+                shape=tuple(source.shape),
+                initializer="zeros" if replicate else _reseeded(initializer, k),
+                regularizer=getattr(source, "regularizer", None),
+                constraint=getattr(source, "constraint", None),
+                dtype=source.dtype,
+                trainable=source.trainable,
+            )
+        if replicate:
+            # A real copy: JAX refuses two variables sharing one buffer.
+            copy.assign(ops.copy(source.value))
+        return copy
+
+    @property
+    def kernel_copies(self):
+        """The kernel copies, a list of `expansion` variables."""
+        return list(self._kernel_copies)
+
+    @property
+    def bias_copies(self):
+        """The bias copies (`expansion` of them if `expand_bias`)."""
+        return list(self._bias_copies)
+
+    @property
+    def expanded_kernel(self):
+        """The kernel copies stacked: shape `(expansion,) + kernel_shape`."""
+        self._require_built("expanded_kernel")
+        return ops.stack([v.value for v in self._kernel_copies])
+
+    def set_expanded_kernel(self, value):
+        """Assigns the copies from an array of shape `(expansion,) + shape`."""
+        self._set_copies(self._kernel_copies, value, "set_expanded_kernel")
+
+    @property
+    def expanded_bias(self):
+        """The bias copies stacked, or None without a bias."""
+        self._require_built("expanded_bias")
+        if not self._bias_copies:
+            return None
+        return ops.stack([v.value for v in self._bias_copies])
+
+    def set_expanded_bias(self, value):
+        """Assigns the bias copies (shape `(expansion,) + bias_shape`)."""
+        if not self.expand_bias:
+            raise ValueError(
+                f"Layer '{self.name}' was created with expand_bias=False; "
+                "assign its single bias with `layer.bias.assign(...)`."
+            )
+        self._set_copies(self._bias_copies, value, "set_expanded_bias")
+
+    def _set_copies(self, copies, value, what):
+        self._require_built(what)
+        value = ops.convert_to_numpy(value)
+        expected = (len(copies),) + tuple(copies[0].shape)
+        if tuple(value.shape) != expected:
+            raise ValueError(
+                f"`{what}` of layer '{self.name}' expects an array of shape "
+                f"{expected} (copies first). Received: shape={value.shape}"
+            )
+        for copy, v in zip(copies, value):
+            copy.assign(v)
+
+    def _require_built(self, what):
+        if not self.built:
+            raise AttributeError(
+                f"Layer '{self.name}' must be built before using `{what}`."
+            )
+
+    # `kernel` and `bias` are what the Keras layer's `call` reads. Outside an
+    # MK call they are the inference parameters (the mean of the copies).
+
+    @property
+    def kernel(self):
+        if self._active is not None:
+            return self._active[0]
+        self._require_built("kernel")
+        return probs.mean(self._kernel_copies)
+
+    @kernel.setter
+    def kernel(self, value):
+        self._kernel = value
+
+    @property
+    def bias(self):
+        if self._active is not None:
+            return self._active[1]
+        copies = getattr(self, "_bias_copies", None)
+        if self.built and copies and len(copies) > 1:
+            return probs.mean(copies)
+        return getattr(self, "_bias", None)
+
+    @bias.setter
+    def bias(self, value):
+        self._bias = value
+
+    # -- Probabilities and the forward pass -------------------------------
+
+    def _is_stochastic(self):
+        return self.expansion > 1 and self.probabilities == "exponential"
+
+    def sample_probabilities(self):
+        """Draws the `p` the next training call would use for the kernel.
+
+        Returns a float32 tensor of shape `(expansion,) + kernel_shape`,
+        non-negative and summing to 1 over the leading axis. It consumes the
+        layer's seed generator exactly like a training call does.
+        """
+        self._require_built("sample_probabilities")
+        shape = tuple(self._kernel_copies[0].shape)
+        if not self._is_stochastic():
+            return ops.full((self.expansion,) + shape, 1.0 / self.expansion)
+        if self.concentration == 1.0:
+            s = probs.sample_spacings(shape, self.expansion, self.seed_generator)
+            return probs.spacings_to_probabilities(s)
+        return probs.sample_dirichlet(
+            shape, self.expansion, self.concentration, self.seed_generator
+        )
+
+    def _mix(self, copies, training, fixed_p=None):
+        if len(copies) == 1:
+            return copies[0]
+        if fixed_p is not None:
+            p = ops.cast(fixed_p, copies[0].dtype)
+            return probs.weighted_sum(copies, p)
+        if not training or not self._is_stochastic():
+            return probs.mean(copies)
+        shape = tuple(copies[0].shape)
+        dtype = copies[0].dtype
+        if self.concentration == 1.0:
+            s = probs.sample_spacings(shape, self.expansion, self.seed_generator)
+            s = [ops.cast(x, dtype) for x in s]
+            return probs.mix_with_spacings(copies, s)
+        p = probs.sample_dirichlet(
+            shape, self.expansion, self.concentration, self.seed_generator
+        )
+        return probs.weighted_sum(copies, ops.cast(p, dtype))
+
+    def call(self, inputs, training=None, probabilities=None):
+        """Runs the Keras layer with the mixed (training) or mean kernel.
+
+        Args:
+            inputs: the input tensor.
+            training: whether to draw fresh probabilities (True) or use the
+                mean of the copies (False or None).
+            probabilities: optional fixed `p` for the kernel, shape
+                `(expansion,) + kernel_shape`, used instead of a random draw
+                when `training` is true.
+        """
+        # Reading the variables here, inside the layer call, gives them in
+        # the compute dtype under a mixed precision policy.
+        kernels = [v.value for v in self._kernel_copies]
+        fixed_p = probabilities if training else None
+        kernel = self._mix(kernels, training, fixed_p)
+        bias = None
+        if self._bias_copies:
+            biases = [v.value for v in self._bias_copies]
+            bias = self._mix(biases, training)
+        previous = self._active
+        self._active = (kernel, bias)
+        try:
+            return super().call(inputs)
+        finally:
+            self._active = previous
+
+    # -- Serialization ------------------------------------------------------
+
+    def _mk_variables(self):
+        variables = list(self._kernel_copies) + list(self._bias_copies)
+        return variables + [self.seed_generator.state]
+
+    def save_own_variables(self, store):
+        if not self.built:
+            return
+        for i, v in enumerate(self._mk_variables()):
+            store[str(i)] = v
+
+    def load_own_variables(self, store):
+        if not self.built:
+            return
+        variables = self._mk_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(variables)} variables "
+                f"(expansion={self.expansion}, expand_bias="
+                f"{self.expand_bias}) but the saved state has "
+                f"{len(store.keys())}. Was it saved with another expansion?"
+            )
+        for i, v in enumerate(variables):
+            v.assign(store[str(i)])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "expansion": self.expansion,
+                "probabilities": self.probabilities,
+                "concentration": self.concentration,
+                "expand_bias": self.expand_bias,
+                "copy_initialization": self.copy_initialization,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    # -- Unsupported Keras features ---------------------------------------
+
+    def enable_lora(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support LoRA: collapse the MK "
+            "model first (`keras_mk.collapse`), then enable LoRA."
+        )
+
+    def quantize(self, *args, **kwargs):
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot be quantized: collapse the MK "
+            "model first (`keras_mk.collapse`), then quantize."
+        )
+

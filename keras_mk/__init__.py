@@ -4,7 +4,16 @@ Train a model whose kernels are stored as `e` copies mixed with random
 per-element probabilities; deploy the mean: the original size and cost.
 """
 
+from keras_mk import conversion
 from keras_mk import layers
+from keras_mk.conversion import ConversionSummary
+from keras_mk.conversion import clone_function
+from keras_mk.conversion import clone_model
+from keras_mk.conversion import collapse
+from keras_mk.conversion import conversion_summary
+from keras_mk.conversion import export_litert
+from keras_mk.conversion import load_model
+from keras_mk.conversion import save_model
 from keras_mk.layers import MKConv1D
 from keras_mk.layers import MKConv2D
 from keras_mk.layers import MKConv3D

@@ -6,6 +6,7 @@ Everything private lives here, so a Keras upgrade touches one file.
 """
 
 import contextlib
+import inspect
 
 import keras
 
@@ -44,3 +45,19 @@ def in_symbolic_scope():
 
 def is_keras_variable(value):
     return isinstance(value, keras.Variable)
+
+
+def refresh_call_signature(layer):
+    """Re-reads `layer.call`'s signature after its class was swapped.
+
+    `Layer.__init__` caches whether `call` takes `training` (and `mask`);
+    a plain `Conv2D` does not, its MK class does.
+    """
+    layer._call_signature = inspect.signature(layer.call)
+    names = [p.name for p in layer._call_signature.parameters.values()]
+    layer.call_signature_parameters = names
+    layer._call_has_training_arg = "training" in names
+    layer._call_has_mask_arg = "mask" in names
+    layer._call_has_context_arg = {
+        arg: arg in names for arg in layer._call_context_args
+    }

@@ -59,15 +59,17 @@ def _validate_choice(name, value, choices):
 
 
 def _reseeded(initializer, offset):
-    """The same initializer with another seed, so copies are independent.
+    """The same initializer drawing other values, so copies are independent.
 
-    A Keras initializer with an integer seed returns the same values on every
-    call; one with no seed already draws fresh values each call.
+    A Keras initializer seeded with an integer, or unseeded, returns the same
+    values on every call: rebuild it with a shifted (or a fresh default) seed.
+    One seeded with a `SeedGenerator` already draws new values each call.
     """
     config = initializer.get_config()
-    if config.get("seed") is None:
+    if "seed" not in config or isinstance(config["seed"], dict):
         return initializer
-    config["seed"] = int(config["seed"]) + 1000003 * offset
+    if config["seed"] is not None:
+        config["seed"] = int(config["seed"]) + 1000003 * offset
     return initializer.__class__.from_config(config)
 
 
@@ -162,10 +164,12 @@ class MKLayer:
         kernel = self._kernel
         initializer = getattr(self, self._kernel_initializer_attr)
         self._kernel_copies = [kernel] + [
-            self._add_copy(kernel, "kernel", k, initializer, copy_initialization)
+            self._add_copy(
+                kernel, "kernel", k, initializer, copy_initialization
+            )
             for k in range(1, self.expansion)
         ]
-        bias = self._bias
+        bias = getattr(self, "_bias", None)
         if self.expand_bias and bias is not None:
             self._bias_copies = [bias] + [
                 self._add_copy(
@@ -292,7 +296,9 @@ class MKLayer:
         if not self._is_stochastic():
             return ops.full((self.expansion,) + shape, 1.0 / self.expansion)
         if self.concentration == 1.0:
-            s = probs.sample_spacings(shape, self.expansion, self.seed_generator)
+            s = probs.sample_spacings(
+                shape, self.expansion, self.seed_generator
+            )
             return probs.spacings_to_probabilities(s)
         return probs.sample_dirichlet(
             shape, self.expansion, self.concentration, self.seed_generator
@@ -309,7 +315,9 @@ class MKLayer:
         shape = tuple(copies[0].shape)
         dtype = copies[0].dtype
         if self.concentration == 1.0:
-            s = probs.sample_spacings(shape, self.expansion, self.seed_generator)
+            s = probs.sample_spacings(
+                shape, self.expansion, self.seed_generator
+            )
             s = [ops.cast(x, dtype) for x in s]
             return probs.mix_with_spacings(copies, s)
         p = probs.sample_dirichlet(
@@ -397,4 +405,3 @@ class MKLayer:
             f"{type(self).__name__} cannot be quantized: collapse the MK "
             "model first (`keras_mk.collapse`), then quantize."
         )
-

@@ -1,0 +1,148 @@
+"""The models the step-time benchmark measures.
+
+Plain Keras models; their MK versions come from `keras_mk.clone_model` and
+the deployed ones from `keras_mk.collapse`, as a user would make them.
+"""
+
+import keras
+import numpy as np
+
+import keras_mk
+
+# Full-size settings (the paper's A3 MLP; a small CNN; a small T5) and the
+# `--quick` settings (seconds on CPU, for CI; numbers not meaningful).
+SIZES = {
+    "full": {
+        "mlp": {"widths": (400, 200, 100), "inputs": 3072, "batch": 256},
+        "cnn": {"filters": (32, 64, 64), "image": 32, "batch": 128},
+        "transformer": {
+            "layers": 2,
+            "hidden": 128,
+            "heads": 4,
+            "intermediate": 512,
+            "vocabulary": 1000,
+            "length": 64,
+            "batch": 16,
+        },
+    },
+    "quick": {
+        "mlp": {"widths": (32, 16, 8), "inputs": 64, "batch": 16},
+        "cnn": {"filters": (4, 8, 8), "image": 8, "batch": 8},
+        "transformer": {
+            "layers": 1,
+            "hidden": 16,
+            "heads": 2,
+            "intermediate": 32,
+            "vocabulary": 50,
+            "length": 8,
+            "batch": 4,
+        },
+    },
+}
+
+
+def mlp(widths, inputs, batch):
+    del batch
+    x = keras.Input((inputs,))
+    y = x
+    for width in widths:
+        y = keras.layers.Dense(width, activation="relu")(y)
+    y = keras.layers.Dense(10)(y)
+    return keras.Model(x, y)
+
+
+def cnn(filters, image, batch):
+    del batch
+    x = keras.Input((image, image, 3))
+    y = x
+    for i, f in enumerate(filters):
+        y = keras.layers.Conv2D(f, 3, padding="same", activation="relu")(y)
+        if i < len(filters) - 1:
+            y = keras.layers.MaxPooling2D()(y)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    y = keras.layers.Dense(10)(y)
+    return keras.Model(x, y)
+
+
+def transformer(layers_count, hidden, heads, intermediate, vocabulary, length):
+    """A small T5 (KerasHub `T5Backbone` from config) with a LM head."""
+    import keras_hub
+
+    backbone = keras_hub.models.T5Backbone(
+        vocabulary_size=vocabulary,
+        num_layers=layers_count,
+        num_heads=heads,
+        hidden_dim=hidden,
+        intermediate_dim=intermediate,
+        key_value_dim=hidden // heads,
+        dropout=0.0,
+        tie_embedding_weights=False,
+    )
+    inputs = {
+        name: keras.Input((length,), dtype="int32", name=name)
+        for name in (
+            "encoder_token_ids",
+            "encoder_padding_mask",
+            "decoder_token_ids",
+            "decoder_padding_mask",
+        )
+    }
+    sequence = backbone(inputs)["decoder_sequence_output"]
+    logits = keras.layers.Dense(vocabulary)(sequence)
+    return keras.Model(inputs, logits)
+
+
+def build(name, size):
+    """The plain model `name` and one batch of data for it."""
+    cfg = SIZES[size][name]
+    rng = np.random.default_rng(0)
+    batch = cfg["batch"]
+    if name == "mlp":
+        model = mlp(**cfg)
+        x = rng.standard_normal((batch, cfg["inputs"]), dtype="float32")
+        y = rng.integers(0, 10, (batch,))
+    elif name == "cnn":
+        model = cnn(**cfg)
+        shape = (batch, cfg["image"], cfg["image"], 3)
+        x = rng.standard_normal(shape, dtype="float32")
+        y = rng.integers(0, 10, (batch,))
+    elif name == "transformer":
+        model = transformer(
+            cfg["layers"],
+            cfg["hidden"],
+            cfg["heads"],
+            cfg["intermediate"],
+            cfg["vocabulary"],
+            cfg["length"],
+        )
+        shape = (batch, cfg["length"])
+        tokens = rng.integers(1, cfg["vocabulary"], shape).astype("int32")
+        mask = np.ones(shape, dtype="int32")
+        x = {
+            "encoder_token_ids": tokens,
+            "encoder_padding_mask": mask,
+            "decoder_token_ids": tokens,
+            "decoder_padding_mask": mask,
+        }
+        y = rng.integers(0, cfg["vocabulary"], shape)
+    else:
+        raise ValueError(f"Unknown model: {name!r}")
+    return model, x, y, batch
+
+
+def _own_buffers(model):
+    # Re-create every variable from NumPy: JAX donates the buffers of a model
+    # it trains, so two models must not share one.
+    for variable in model.variables:
+        variable.assign(keras.ops.convert_to_numpy(variable))
+    return model
+
+
+def expand(model, expansion, seed=0):
+    """The MK version of `model` (every kernel layer, `expansion` copies)."""
+    return _own_buffers(keras_mk.clone_model(model, expansion, seed=seed))
+
+
+def collapse(mk_model):
+    """The plain model `mk_model` deploys as."""
+    return _own_buffers(keras_mk.collapse(mk_model))

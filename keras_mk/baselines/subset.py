@@ -1,0 +1,315 @@
+"""SUBSET-BASELINE: greedy submodular neuron selection (Appendix F).
+
+A `SubsetDense` layer holds `expansion * units` candidate neurons (columns of
+its kernel, the rows `U_i` of the paper) and, before every training step,
+selects `units` of them with the greedy algorithm for the objective of
+Eq. F.9:
+
+    f(S) = alpha * sum_{i in S} u(i) - beta * sum_{{i, j} in S, E} s(i, j),
+
+with `u(i) = ||U_i|| + c`, `s` the cosine similarity, `E` the edges of the
+`t`-nearest-neighbour graph of the candidates (by cosine similarity,
+`t = 10`) and `c = max_l sum_{j: {l, j} in E} s(l, j)`. Only the selected
+neurons take part in the step; the next layer sees them in ascending index
+order, as the `m` inputs of its own kernel. At the end
+`subset_to_dense` selects once more and returns the plain model.
+
+The selection runs inside the train step with Keras ops (so it compiles with
+the step on TensorFlow and JAX): a cosine-similarity matrix (`O(N^2 d)` for
+`N = expansion * units` candidates of dimension `d`), a top-`t` per row and
+`units` greedy rounds of `O(N)` each.
+"""
+
+import keras
+from keras import ops
+
+from keras_mk import _keras_private
+
+
+def _validate_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(
+            f"`{name}` must be an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+def _reseeded(initializer, offset):
+    """The initializer with another seed: a seeded one repeats its draws."""
+    config = initializer.get_config()
+    if config.get("seed") is None or offset == 0:
+        return initializer
+    config["seed"] = int(config["seed"]) + 1000003 * offset
+    return initializer.__class__.from_config(config)
+
+
+def submodular_graph(rows, neighbours=10):
+    """Utilities and edge weights of Eq. F.9 for the candidate `rows`.
+
+    Args:
+        rows: float tensor of shape `(N, d)`, one candidate neuron per row.
+        neighbours: the `t` of the `t`-nearest-neighbour graph.
+
+    Returns:
+        `(utility, weights)`: `utility[i] = ||rows[i]|| + c` of shape `(N,)`
+        and the symmetric `(N, N)` matrix `weights[i, j] = s(i, j)` on the
+        edges of the graph, 0 elsewhere. Negative similarities are clipped
+        at 0 so that the objective stays monotone submodular and the greedy
+        guarantee holds (nearest neighbours rarely have negative cosines).
+    """
+    rows = ops.convert_to_tensor(rows)
+    n = rows.shape[0]
+    norms = ops.sqrt(ops.sum(ops.square(rows), axis=1))
+    unit = ops.divide(rows, ops.maximum(norms, 1e-12)[:, None])
+    similarity = ops.matmul(unit, ops.transpose(unit))
+    eye = ops.eye(n, dtype=similarity.dtype)
+    t = min(neighbours, n - 1)
+    if t > 0:
+        masked = ops.where(ops.equal(eye, 1.0), -3.0, similarity)
+        _, nearest = ops.top_k(masked, k=t)
+        directed = ops.max(ops.one_hot(nearest, n, dtype=rows.dtype), axis=1)
+        adjacency = ops.maximum(directed, ops.transpose(directed))
+    else:
+        adjacency = ops.zeros_like(similarity)
+    weights = ops.multiply(adjacency, ops.relu(similarity))
+    c = ops.max(ops.sum(weights, axis=1))
+    return ops.add(norms, c), weights
+
+
+def greedy_subset(rows, size, neighbours=10, alpha=1.0, beta=1.0):
+    """Greedy maximisation of Eq. F.9: `size` of the candidate rows.
+
+    Starting from the empty set, repeatedly adds the candidate with the
+    largest marginal gain `alpha * u(i) - beta * sum_{j in S} w(i, j)`
+    (the lowest index on ties). With `alpha >= beta` the objective is
+    monotone submodular and the result is within `1 - 1/e` of the optimum
+    (Nemhauser et al., 1978).
+
+    Args:
+        rows: float tensor of shape `(N, d)`.
+        size: the number `m` of rows to select, `1 <= m <= N`.
+        neighbours: `t` of the `t`-nearest-neighbour graph. Default 10.
+        alpha: weight of the utility term. Default 1.
+        beta: weight of the similarity term. Default 1.
+
+    Returns:
+        int32 tensor of shape `(size,)`: the selected indices, ascending.
+
+    References:
+        Mazzawi et al., "Majority Kernels", 2024, Appendix F, Eq. F.9.
+    """
+    rows = ops.stop_gradient(ops.convert_to_tensor(rows))
+    n = rows.shape[0]
+    utility, weights = submodular_graph(rows, neighbours)
+    gains = ops.multiply(alpha, utility)
+    taken = ops.zeros((n,), dtype=rows.dtype)
+    big = ops.cast(3.4e38, rows.dtype)
+
+    def step(_, state):
+        gains, taken = state
+        i = ops.argmax(ops.where(ops.greater(taken, 0.0), -big, gains))
+        chosen = ops.one_hot(i, n, dtype=rows.dtype)
+        gains = ops.subtract(
+            gains, ops.multiply(beta, ops.matmul(weights, chosen))
+        )
+        return gains, ops.add(taken, chosen)
+
+    _, taken = ops.fori_loop(0, size, step, (gains, taken))
+    # The `size` taken candidates, lowest index first.
+    order = ops.multiply(taken, ops.cast(ops.arange(n, 0, -1), rows.dtype))
+    _, indices = ops.top_k(order, k=size)
+    return ops.cast(indices, "int32")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class SubsetDense(keras.layers.Layer):
+    """A dense layer selecting `units` of `expansion * units` neurons.
+
+    The SUBSET-BASELINE of the paper (Algorithm F.1). The kernel has shape
+    `(input_dim, expansion * units)`; every training call first selects
+    `units` candidate neurons with `greedy_subset` (Eq. F.9) on the current
+    weights, stores the selection and computes
+    `activation(inputs @ kernel[:, S] + bias[S])`. Inference uses the stored
+    selection (the last one). Gradients reach only the selected neurons.
+    `subset_to_dense` converts a trained model to plain `Dense` layers.
+
+    Args:
+        units: positive integer, the number of neurons kept.
+        expansion: integer >= 1, the number of candidates per kept neuron.
+            Default 3.
+        neighbours: `t` of the nearest-neighbour graph. Default 10.
+        alpha: weight of the utility term of Eq. F.9. Default 1.
+        beta: weight of the similarity term. Default 1.
+        activation: activation function. Default None.
+        use_bias: whether to add a bias. Default True.
+        kernel_initializer: initializer of the kernel. Default
+            `"glorot_uniform"` (computed on the `(input_dim, units)` shape
+            of the kept layer).
+        bias_initializer: initializer of the bias. Default `"zeros"`.
+        **kwargs: base layer arguments (e.g. `name`).
+
+    Input shape:
+        2-D tensor of shape `(batch_size, input_dim)`.
+
+    Output shape:
+        2-D tensor of shape `(batch_size, units)`.
+
+    Example:
+
+    ```python
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras_mk.baselines.SubsetDense(100, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y)
+    plain = keras_mk.baselines.subset_to_dense(model)
+    ```
+
+    References:
+        Mazzawi et al., "Majority Kernels", 2024, Appendix F, Algorithm F.1.
+    """
+
+    def __init__(
+        self,
+        units,
+        expansion=3,
+        neighbours=10,
+        alpha=1.0,
+        beta=1.0,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = _validate_int("units", units, 1)
+        self.expansion = _validate_int("expansion", expansion, 1)
+        self.neighbours = _validate_int("neighbours", neighbours, 1)
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+        self.activation = keras.activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        candidates = self.expansion * self.units
+        # Each candidate column drawn like a column of the kept layer.
+        kernel = ops.concatenate(
+            [
+                _reseeded(self.kernel_initializer, k)((input_dim, self.units))
+                for k in range(self.expansion)
+            ],
+            axis=1,
+        )
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_dim, candidates), initializer="zeros"
+        )
+        self.kernel.assign(kernel)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias",
+                shape=(candidates,),
+                initializer=self.bias_initializer,
+            )
+        self.selected = self.add_weight(
+            name="selected",
+            shape=(self.units,),
+            initializer="zeros",
+            dtype="int32",
+            trainable=False,
+        )
+        if not _keras_private.in_symbolic_scope():
+            self.selected.assign(self.select())
+
+    def select(self):
+        """Runs the greedy selection on the current kernel (no side effect).
+
+        Returns:
+            int32 tensor of shape `(units,)`, the selected neurons ascending.
+        """
+        return greedy_subset(
+            ops.transpose(self.kernel),
+            self.units,
+            neighbours=self.neighbours,
+            alpha=self.alpha,
+            beta=self.beta,
+        )
+
+    def call(self, inputs, training=None):
+        if training:
+            selected = self.select()
+            self.selected.assign(selected)
+        else:
+            selected = self.selected
+        outputs = ops.matmul(inputs, ops.take(self.kernel, selected, axis=1))
+        if self.use_bias:
+            outputs = ops.add(outputs, ops.take(self.bias, selected, axis=0))
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "expansion": self.expansion,
+                "neighbours": self.neighbours,
+                "alpha": self.alpha,
+                "beta": self.beta,
+                "activation": keras.activations.serialize(self.activation),
+                "use_bias": self.use_bias,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "bias_initializer": keras.initializers.serialize(
+                    self.bias_initializer
+                ),
+            }
+        )
+        return config
+
+
+def subset_to_dense(model):
+    """The plain model: every `SubsetDense` becomes a `Dense` of its units.
+
+    Runs the greedy selection once more on the final weights (the last line
+    of Algorithm F.1) and keeps the selected columns of each kernel.
+
+    Args:
+        model: a Sequential or Functional model with `SubsetDense` layers.
+
+    Returns:
+        A new model with the same inputs and outputs in which each
+        `SubsetDense(units)` is a `keras.layers.Dense(units)`; other layers
+        keep their weights.
+    """
+
+    def clone(layer):
+        if isinstance(layer, SubsetDense):
+            return keras.layers.Dense(
+                layer.units,
+                activation=layer.activation,
+                use_bias=layer.use_bias,
+                name=layer.name,
+            )
+        return layer.__class__.from_config(layer.get_config())
+
+    plain = keras.models.clone_model(model, clone_function=clone)
+    for old, new in zip(model.layers, plain.layers):
+        if isinstance(old, SubsetDense):
+            selected = old.select()
+            new.kernel.assign(ops.take(old.kernel, selected, axis=1))
+            if old.use_bias:
+                new.bias.assign(ops.take(old.bias, selected, axis=0))
+        else:
+            new.set_weights(old.get_weights())
+    return plain

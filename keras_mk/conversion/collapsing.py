@@ -1,0 +1,124 @@
+"""Collapsing a Majority Kernels model back to a plain Keras model.
+
+The deployed model is the original architecture with each MK layer replaced
+by its plain Keras layer holding the mean of the kernel copies: the MK
+model's inference function, at the original size and cost.
+"""
+
+import keras
+import numpy as np
+
+from keras_mk.conversion import model_checks
+from keras_mk.conversion import registry
+from keras_mk.layers import probabilities as probs
+
+_REGISTERED_MK_NAMES = {
+    f"keras_mk>{mk.__name__}": plain
+    for mk, plain in registry.PLAIN_CLASSES.items()
+}
+
+
+def plain_config(config):
+    """A serialized config with every MK layer replaced by its Keras layer.
+
+    Works on any nesting (Sequential, Functional, subclassed configs that
+    serialize their sublayers). MK arguments are dropped, so the result is
+    the config the layer had before conversion.
+    """
+    if isinstance(config, list):
+        return [plain_config(c) for c in config]
+    if not isinstance(config, dict):
+        return config
+    plain = _REGISTERED_MK_NAMES.get(config.get("registered_name"))
+    result = {k: plain_config(v) for k, v in config.items()}
+    if plain is not None and isinstance(config.get("config"), dict):
+        result["module"] = "keras.layers"
+        result["class_name"] = plain.__name__
+        result["registered_name"] = None
+        result["config"] = {
+            k: v
+            for k, v in result["config"].items()
+            if k not in registry.MK_ARGUMENTS
+        }
+    return result
+
+
+def _check_finite(model):
+    for path, layer in registry.mk_layers_of(model):
+        for what, value in (("kernel", layer.kernel), ("bias", layer.bias)):
+            if value is None:
+                continue
+            if not np.all(np.isfinite(keras.ops.convert_to_numpy(value))):
+                raise ValueError(
+                    f"Cannot collapse model '{model.name}': the mean {what} "
+                    f"of layer '{path}' has non-finite values (NaN or inf). "
+                    "Training diverged; restore a checkpoint."
+                )
+
+
+def collapse(model):
+    """Returns the plain Keras model an MK model deploys as.
+
+    A new model of the same class and architecture as before conversion:
+    every MK layer becomes its plain Keras layer (same class, name and
+    config as the layer had before `keras_mk.clone_model`) holding the mean
+    of the kernel copies (and of the bias copies). Its outputs equal the MK
+    model's inference outputs. Other variables are copied; the MK model is
+    not modified. A model without MK layers gives an equivalent copy. The
+    result is not compiled and needs keras_mk neither to run nor to load.
+
+    Args:
+        model: a built `keras.Model`, usually from `keras_mk.clone_model`.
+
+    Returns:
+        A new plain `keras.Model` of the same class.
+
+    Raises:
+        TypeError: if `model` is not a `keras.Model`.
+        ValueError: if the model is not built or a mean kernel or bias is
+            not finite.
+
+    Example:
+
+    >>> small = keras_mk.collapse(mk_model)
+    >>> small.save("model.keras")  # loads without keras_mk
+    """
+    model_checks.check_model(model, "collapse")
+    _check_finite(model)
+    copy = model_checks.copy_model(model, plain_config)
+    for path, layer in registry.iter_layers(copy):
+        if registry.is_mk_layer(layer):
+            raise ValueError(
+                f"Cannot collapse model '{model.name}': layer '{path}' is "
+                "still an MK layer after rebuilding from the config."
+            )
+    _assign_variables(model, copy)
+    return copy
+
+
+def _assign_variables(model, copy):
+    """Copies `model`'s variables into `copy`, the kernels as their mean.
+
+    Without its extra copies and its seed state an MK layer has the
+    variables of its plain layer, in the same order, so the two variable
+    lists pair up one to one.
+    """
+    extra, means = set(), {}
+    for _, layer in registry.mk_layers_of(model):
+        for copies in (layer.kernel_copies, layer.bias_copies):
+            if copies:
+                extra.update(id(v) for v in copies[1:])
+                means[id(copies[0])] = probs.mean([v.value for v in copies])
+        extra.add(id(layer.seed_generator.state))
+    sources = [v for v in model.variables if id(v) not in extra]
+    targets = copy.variables
+    if [(v.name, tuple(v.shape)) for v in sources] != [
+        (v.name, tuple(v.shape)) for v in targets
+    ]:
+        raise ValueError(
+            f"Cannot collapse model '{model.name}': the plain model rebuilt "
+            "from its config has different variables. Does every custom "
+            "layer of the model implement `get_config()`?"
+        )
+    for source, target in zip(sources, targets):
+        target.assign(means.get(id(source), source.value))

@@ -1,0 +1,81 @@
+"""Which Keras layers have a Majority Kernels counterpart, and the walk.
+
+Conversion dispatches on the exact class of a layer: a subclass of `Dense`
+may change `call` in ways an MK layer would silently drop, so it is left
+alone unless it is the plain Keras class.
+"""
+
+import keras
+
+from keras_mk import _keras_private
+from keras_mk import layers as mk_layers
+
+MK_CLASSES = {
+    keras.layers.Dense: mk_layers.MKDense,
+    keras.layers.EinsumDense: mk_layers.MKEinsumDense,
+    keras.layers.Conv1D: mk_layers.MKConv1D,
+    keras.layers.Conv2D: mk_layers.MKConv2D,
+    keras.layers.Conv3D: mk_layers.MKConv3D,
+    keras.layers.DepthwiseConv1D: mk_layers.MKDepthwiseConv1D,
+    keras.layers.DepthwiseConv2D: mk_layers.MKDepthwiseConv2D,
+}
+PLAIN_CLASSES = {mk: plain for plain, mk in MK_CLASSES.items()}
+MK_ARGUMENTS = (
+    "expansion",
+    "probabilities",
+    "concentration",
+    "expand_bias",
+    "copy_initialization",
+    "seed",
+)
+
+
+def supported_names():
+    return ", ".join(sorted(cls.__name__ for cls in MK_CLASSES))
+
+
+def mk_class_for(layer):
+    """The MK class for `layer`, or None when it has no counterpart."""
+    return MK_CLASSES.get(type(layer))
+
+
+def plain_class_for(layer):
+    """The Keras class an MK layer extends, or None for other layers."""
+    return PLAIN_CLASSES.get(type(layer))
+
+
+def is_mk_layer(layer):
+    return isinstance(layer, mk_layers.MKLayer)
+
+
+def iter_layers(model):
+    """Yields `(path, layer)` for every layer nested in `model`, once each.
+
+    The path joins layer names from the model down (`"block_0/attn/query"`)
+    and does not include the model's own name. A layer shared between
+    several parents is yielded once, at the first path that reaches it.
+    Layers are visited depth first in tracking order, which is the same for
+    two models built from the same config.
+    """
+    seen = {id(model)}
+
+    def visit(layer, prefix):
+        for sublayer in _keras_private.sublayers(layer):
+            if id(sublayer) in seen:
+                continue
+            seen.add(id(sublayer))
+            path = prefix + sublayer.name
+            yield path, sublayer
+            yield from visit(sublayer, path + "/")
+
+    yield from visit(model, "")
+
+
+def mk_layers_of(model):
+    """`(path, layer)` for the MK layers of `model`."""
+    return [(p, layer) for p, layer in iter_layers(model) if is_mk_layer(layer)]
+
+
+def mk_arguments(layer):
+    """The MK arguments of an MK layer, as `clone_model` accepts them."""
+    return {name: getattr(layer, name) for name in MK_ARGUMENTS}

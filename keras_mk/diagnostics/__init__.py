@@ -1,0 +1,5 @@
+"""Diagnostics of MK training: stochastic sharpness and copy diversity."""
+
+from keras_mk.diagnostics.diversity import CopyDiversity
+from keras_mk.diagnostics.diversity import copy_diversity
+from keras_mk.diagnostics.sharpness import stochastic_sharpness

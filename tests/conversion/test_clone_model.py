@@ -1,0 +1,198 @@
+"""`keras_mk.clone_model`: same outputs, originals untouched, layers reached."""
+
+import json
+
+import conftest as models
+import keras
+import numpy as np
+import pytest
+
+import keras_mk
+from keras_mk.conversion import registry
+
+
+def mk_paths(model):
+    return [path for path, _ in registry.mk_layers_of(model)]
+
+
+def assert_converted_equal(original, inputs, expected_layers, **kwargs):
+    """Converts, then checks outputs, layer count and that nothing changed."""
+    config = json.dumps(original.get_config(), sort_keys=True, default=str)
+    reference = models.numpy(original(inputs))
+    before = models.weights_snapshot(original)
+    mk = keras_mk.clone_model(original, **kwargs)
+    # The original's weights and config are unchanged, byte for byte.
+    models.assert_same_weights(original, before)
+    after = json.dumps(original.get_config(), sort_keys=True, default=str)
+    assert after == config
+    assert not registry.mk_layers_of(original)
+    assert type(mk) is type(original)
+    assert len(mk_paths(mk)) == expected_layers
+    inference = models.numpy(mk(inputs))
+    # The mean of e replicas is W up to one rounding per element.
+    np.testing.assert_allclose(inference, reference, rtol=1e-6, atol=1e-6)
+    if kwargs.get("expansion", 3) in (1, 2, 4):
+        np.testing.assert_array_equal(inference, reference)
+    # Training mixes replicas with spacings: W + sum_j s_j (W - W) == W.
+    # Both models start from the same seed states (Dropout included).
+    np.testing.assert_array_equal(
+        models.numpy(mk(inputs, training=True)),
+        models.numpy(original(inputs, training=True)),
+    )
+    return mk
+
+
+def test_sequential_and_dropout_in_training_mode():
+    model = models.mlp()
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    mk = assert_converted_equal(model, x, 2, expansion=2, seed=7)
+    layers = [layer for _, layer in registry.mk_layers_of(mk)]
+    assert [type(layer).__name__ for layer in layers] == ["MKDense"] * 2
+    assert [layer.seed for layer in layers] == [7, 8]
+    assert all(layer.expansion == 2 for layer in layers)
+    for layer in layers:
+        copies = [models.numpy(c.value) for c in layer.kernel_copies]
+        np.testing.assert_array_equal(copies[0], copies[1])
+
+
+def test_nested_functional_shared_layers_and_attention():
+    model = models.nested_functional()
+    x = np.random.default_rng(1).normal(size=(2, 8, 4)).astype("float32")
+    # inner, shared (once), 4 MHA EinsumDense, conv, depthwise, einsum.
+    mk = assert_converted_equal(model, x, 9)
+    assert "mha/query" in mk_paths(mk)
+    classes = {type(layer).__name__ for _, layer in registry.mk_layers_of(mk)}
+    assert classes == {
+        "MKDense",
+        "MKEinsumDense",
+        "MKConv1D",
+        "MKDepthwiseConv1D",
+    }
+
+
+def test_subclassed_model_with_layers_made_in_init():
+    class Tower(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(3, 3, name="conv")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.head = keras.layers.Dense(2, name="head")
+
+        def call(self, x):
+            return self.head(self.pool(self.conv(x)))
+
+    model = Tower()
+    x = models.images()
+    model(x)
+    mk = keras_mk.clone_model(model, seed=0)
+    assert sorted(mk_paths(mk)) == ["conv", "head"]
+    np.testing.assert_allclose(
+        models.numpy(mk(x)), models.numpy(model(x)), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_t5_backbone_from_local_preset_reaches_all_36_dense_layers(t5, mk_t5):
+    assert type(t5).__name__ == "T5Backbone"  # loaded with from_preset
+    assert type(mk_t5).__name__ == "T5Backbone"
+    paths = mk_paths(mk_t5)
+    assert len(paths) == 36
+    assert "transformer_decoder_layer_1/cross_attention/key_projector" in paths
+    assert not registry.mk_layers_of(t5)
+    x = models.t5_inputs()
+    ref, out = t5(x), mk_t5(x)
+    train = mk_t5(x, training=True)
+    for key in ref:
+        np.testing.assert_allclose(
+            models.numpy(out[key]), models.numpy(ref[key]), atol=2e-6
+        )
+        np.testing.assert_array_equal(
+            models.numpy(train[key]), models.numpy(ref[key])
+        )
+
+
+@pytest.mark.parametrize(
+    "builder, count",
+    [
+        (models.resnet_backbone, 6),
+        (models.resnet_classifier, 7),
+        (models.resnet_v2_backbone, 15),
+    ],
+)
+def test_resnets(builder, count):
+    model = builder()
+    assert_converted_equal(model, models.images(), count, expansion=2)
+
+
+def test_selection_by_class_regex_and_callable():
+    model = models.nested_functional()
+    by_class = keras_mk.clone_model(model, layers=[keras.layers.EinsumDense])
+    assert sorted(mk_paths(by_class)) == [
+        "einsum",
+        "mha/attention_output",
+        "mha/key",
+        "mha/query",
+        "mha/value",
+    ]
+    by_single_class = keras_mk.clone_model(model, layers=keras.layers.Conv1D)
+    assert mk_paths(by_single_class) == ["conv"]
+    by_regex = keras_mk.clone_model(model, layers=r"mha/(query|value)$")
+    assert sorted(mk_paths(by_regex)) == ["mha/query", "mha/value"]
+    by_callable = keras_mk.clone_model(
+        model, layers=lambda layer: layer.name.startswith("s")
+    )
+    assert mk_paths(by_callable) == ["shared"]
+
+
+def test_layer_kwargs_reach_every_layer():
+    model = models.mlp()
+    mk = keras_mk.clone_model(
+        model,
+        expansion=4,
+        probabilities="uniform",
+        concentration=2.0,
+        expand_bias=True,
+    )
+    for _, layer in registry.mk_layers_of(mk):
+        assert layer.expansion == 4
+        assert layer.probabilities == "uniform"
+        assert layer.concentration == 2.0
+        assert len(layer.bias_copies) == 4
+        assert layer.seed is None
+
+
+def test_fit_trains_the_copies_apart_and_leaves_original():
+    model = models.small_cnn()
+    before = models.weights_snapshot(model)
+    mk = keras_mk.clone_model(model, seed=0)
+    mk.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    x, y = models.images(8), np.ones((8, 3), "float32")
+    mk.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    models.assert_same_weights(model, before)
+    for _, layer in registry.mk_layers_of(mk):
+        copies = models.numpy(layer.expanded_kernel)
+        # Different p per copy: different gradients, so the copies diverge.
+        assert not np.array_equal(copies[0], copies[1])
+        assert np.all(np.isfinite(copies))
+
+
+def test_clone_function_with_keras_clone_model():
+    model = models.nested_functional()
+    x = np.random.default_rng(2).normal(size=(2, 8, 4)).astype("float32")
+    mk = keras.models.clone_model(
+        model,
+        clone_function=keras_mk.clone_function(expansion=2, seed=1),
+        recursive=True,
+    )
+    # Top-level layers (and the nested Sequential's) only: not MHA's.
+    assert sorted(type(layer).__name__ for _, layer in mk_paths_layers(mk)) == [
+        "MKConv1D",
+        "MKDense",
+        "MKDense",
+        "MKDepthwiseConv1D",
+        "MKEinsumDense",
+    ]
+    np.testing.assert_array_equal(models.numpy(mk(x)), models.numpy(model(x)))
+
+
+def mk_paths_layers(model):
+    return registry.mk_layers_of(model)

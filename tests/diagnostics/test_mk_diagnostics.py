@@ -1,0 +1,78 @@
+import keras
+import numpy as np
+import pytest
+
+import keras_mk
+from keras_mk.diagnostics import CopyDiversity
+from keras_mk.diagnostics import copy_diversity
+from keras_mk.diagnostics import stochastic_sharpness
+
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _data(n=128, d=8, classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, d)).astype("float32")
+    y = (x[:, :classes] @ rng.normal(size=(classes, classes))).argmax(-1)
+    return x, y
+
+
+def _model(**kwargs):
+    keras.utils.set_random_seed(0)
+    return keras.Sequential(
+        [
+            keras.Input((8,)),
+            keras_mk.layers.MKDense(16, activation="relu", seed=1, **kwargs),
+            keras.layers.Dropout(0.5),
+            keras_mk.layers.MKDense(3, seed=2, **kwargs),
+        ]
+    )
+
+
+def test_sharpness_is_zero_for_uniform_probabilities():
+    x, y = _data()
+    model = _model(probabilities="uniform", copy_initialization="independent")
+    stats = stochastic_sharpness(model, x, y, LOSS, num_draws=4)
+    assert stats["sharpness"] == 0.0
+    assert stats["expected_loss"] == stats["mean_kernel_loss"]
+
+
+def test_sharpness_is_positive_for_random_probabilities():
+    x, y = _data()
+    model = _model(copy_initialization="independent")
+    base = float(keras.ops.convert_to_numpy(LOSS(y, model(x))))
+    stats = stochastic_sharpness(model, x, y, LOSS, num_draws=16)
+    # Dropout stays off: the mean-kernel loss is the inference loss.
+    assert stats["mean_kernel_loss"] == pytest.approx(base, rel=1e-6)
+    assert stats["sharpness"] > 3 * stats["expected_loss_stderr"] > 0
+    # Random kernels around the mean cost loss on average here.
+    assert stats["expected_loss"] > stats["mean_kernel_loss"]
+    with pytest.raises(ValueError, match="Received: num_draws=0"):
+        stochastic_sharpness(model, x, y, LOSS, num_draws=0)
+
+
+def test_diversity_starts_at_zero_and_grows_with_training():
+    x, y = _data()
+    model = _model()
+    assert copy_diversity(model) == {"mk_dense": 0.0, "mk_dense_1": 0.0}
+    model.compile(keras.optimizers.Adam(0.02), LOSS)
+    callback = CopyDiversity(per_layer=True)
+    history = model.fit(
+        x, y, epochs=3, batch_size=32, verbose=0, callbacks=[callback]
+    )
+    logged = history.history["copy_diversity"]
+    assert len(logged) == 3
+    assert callback.history["copy_diversity"][0] == 0.0
+    assert 0.0 < logged[0] < logged[-1]
+    assert history.history["copy_diversity/mk_dense"][-1] > 0.0
+    independent = _model(copy_initialization="independent")
+    assert min(copy_diversity(independent).values()) > 0.5
+
+
+def test_diversity_stays_zero_with_uniform_probabilities():
+    # Lemma B.2: equal copies get equal updates and never separate.
+    x, y = _data()
+    model = _model(probabilities="uniform")
+    model.compile(keras.optimizers.Adam(0.02), LOSS)
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[CopyDiversity()])
+    assert history.history["copy_diversity"] == [0.0, 0.0]

@@ -1,0 +1,199 @@
+"""The probabilities `p`: distribution, freshness, reproducibility, NaN."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_mk import layers
+from keras_mk.layers import probabilities as probs
+
+
+def numpy(x):
+    return ops.convert_to_numpy(x)
+
+
+def observed_p0(layer, n):
+    """p of copy 0 per kernel element, read through a training call.
+
+    Copy 0 is all ones and the others zeros, so the mixed kernel *is* p_0;
+    an identity input reads it out row by row.
+    """
+    shape = tuple(layer.expanded_kernel.shape)
+    value = np.zeros(shape, "float32")
+    value[0] = 1.0
+    layer.set_expanded_kernel(value)
+    return numpy(layer(np.eye(n, dtype="float32"), training=True))
+
+
+def dirichlet_marginal(e, concentration):
+    mean = 1.0 / e
+    var = (e - 1) / (e**2 * (e * concentration + 1))
+    return mean, var
+
+
+@pytest.mark.parametrize("e", [2, 3, 4, 5, 7])
+def test_p_is_dirichlet_one_through_the_layer(e):
+    n = m = 160
+    layer = layers.MKDense(m, expansion=e, use_bias=False, seed=e)
+    layer.build((None, n))
+    p0 = observed_p0(layer, n)
+    assert p0.min() >= 0.0 and p0.max() <= 1.0
+    mean, var = dirichlet_marginal(e, 1.0)
+    count = p0.size
+    # Five standard errors of the sample mean and of the sample variance.
+    assert abs(p0.mean() - mean) < 5 * np.sqrt(var / count)
+    fourth = np.mean((p0 - mean) ** 4)
+    assert abs(p0.var() - var) < 5 * np.sqrt((fourth - var**2) / count)
+    # p sums to one over the copies: all-ones copies give a kernel of ones.
+    layer.set_expanded_kernel(np.ones((e, n, m), "float32"))
+    ones = numpy(layer(np.eye(n, dtype="float32"), training=True))
+    np.testing.assert_allclose(ones, 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("e", [2, 3, 6])
+def test_sample_probabilities_on_the_simplex(e):
+    layer = layers.MKConv2D(4, 3, expansion=e, seed=0)
+    layer.build((None, 8, 8, 3))
+    p = numpy(layer.sample_probabilities())
+    assert p.shape == (e, 3, 3, 3, 4)
+    assert p.min() >= 0.0
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("concentration", [0.5, 2.0, 8.0])
+def test_concentration_sets_the_dirichlet_variance(concentration):
+    e, n = 3, 120
+    layer = layers.MKDense(
+        n, expansion=e, use_bias=False, concentration=concentration, seed=4
+    )
+    layer.build((None, n))
+    p0 = observed_p0(layer, n)
+    mean, var = dirichlet_marginal(e, concentration)
+    assert p0.min() >= 0.0
+    assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
+    assert abs(p0.var() / var - 1.0) < 0.08
+    p = numpy(layer.sample_probabilities())
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_larger_concentration_means_less_noise():
+    variances = []
+    for concentration in (1.0, 4.0, 16.0):
+        layer = layers.MKDense(
+            100, expansion=3, use_bias=False, concentration=concentration
+        )
+        layer.build((None, 100))
+        variances.append(observed_p0(layer, 100).var())
+    assert variances[0] > variances[1] > variances[2]
+
+
+def test_uniform_probabilities_are_always_the_mean():
+    layer = layers.MKDense(5, expansion=4, probabilities="uniform", seed=0)
+    layer.build((None, 6))
+    p0 = observed_p0(layer, 6)
+    np.testing.assert_allclose(p0, 0.25, atol=1e-7)
+    p = numpy(layer.sample_probabilities())
+    np.testing.assert_allclose(p, 0.25)
+
+
+def test_same_seed_same_sequence_other_seed_other_sequence():
+    def sequence(seed):
+        layer = layers.MKDense(8, expansion=3, seed=seed)
+        layer.build((None, 8))
+        layer.set_expanded_kernel(
+            np.random.default_rng(0).normal(size=(3, 8, 8)).astype("float32")
+        )
+        x = np.eye(8, dtype="float32")
+        return [numpy(layer(x, training=True)) for _ in range(3)]
+
+    a, b, c = sequence(42), sequence(42), sequence(43)
+    for step_a, step_b in zip(a, b):
+        np.testing.assert_array_equal(step_a, step_b)
+    assert not np.allclose(a[0], a[1])
+    assert not np.allclose(a[0], c[0])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fresh_p_on_every_step_of_fit(jit_compile):
+    """Each compiled train step draws new p (the learning rate is 0)."""
+    n = 6
+    layer = layers.MKDense(n, expansion=3, use_bias=False, seed=3)
+    model = keras.Sequential([keras.Input((n,)), layer])
+    value = np.zeros((3, n, n), "float32")
+    value[0] = 1.0
+    layer.set_expanded_kernel(value)
+    model.compile(
+        keras.optimizers.SGD(learning_rate=0.0), "mse", jit_compile=jit_compile
+    )
+    x = np.eye(n, dtype="float32")
+    y = np.zeros((n, n), "float32")
+    # One batch per epoch, so every epoch's loss is one step's loss.
+    history = model.fit(x, y, batch_size=n, epochs=6, verbose=0)
+    losses = history.history["loss"]
+    assert len(set(np.round(losses, 7))) == len(losses)
+    # Mean of p0**2 for Dirichlet(1), e = 3: var + mean**2 = 1/6.
+    assert all(0.03 < loss < 0.5 for loss in losses)
+    np.testing.assert_array_equal(numpy(layer.expanded_kernel), value)
+
+
+def test_sampler_never_produces_nan_when_uniform_returns_exact_zero(
+    monkeypatch,
+):
+    """`keras.random.uniform` returns exactly 0.0 about once in 10 million
+    draws: the spacings sampler has no log and no division, so 0 is safe."""
+    copies = [ops.ones((4,)) * k for k in (1.0, 2.0, 3.0)]
+    for value in (0.0, 1.0 - 2**-24):
+        monkeypatch.setattr(
+            keras.random,
+            "uniform",
+            lambda shape, seed=None, value=value, **kw: ops.full(shape, value),
+        )
+        s = probs.sample_spacings((4,), 3, seed=None)
+        p = numpy(probs.spacings_to_probabilities(s))
+        mixed = numpy(probs.mix_with_spacings(copies, s))
+        assert np.all(np.isfinite(p)) and np.all(np.isfinite(mixed))
+        np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-6)
+    monkeypatch.setattr(
+        keras.random,
+        "gamma",
+        lambda shape, alpha, seed=None, **kw: ops.zeros(shape),
+    )
+    p = numpy(probs.sample_dirichlet((4,), 3, 0.01, seed=None))
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_thousands_of_training_calls_on_a_large_kernel_stay_finite():
+    """~2 billion uniforms: a log-based sampler would hit inf/NaN here."""
+    n = 1024
+    layer = layers.MKDense(n, expansion=3, use_bias=False, seed=0)
+    layer.build((None, n))
+    x = np.ones((1, n), "float32") / n
+
+    def step(x):
+        return ops.all(ops.isfinite(layer(x, training=True)))
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        state = layer.seed_generator.state
+
+        @jax.jit
+        def jitted(kernels, seed_state, x):
+            values = [(v, k) for v, k in zip(layer.kernel_copies, kernels)]
+            values.append((state, seed_state))
+            with keras.StatelessScope(state_mapping=values) as scope:
+                ok = step(x)
+            return ok, scope.get_current_value(state)
+
+        kernels = [v.value for v in layer.kernel_copies]
+        seed_state = state.value
+        finite = []
+        for _ in range(1000):
+            ok, seed_state = jitted(kernels, seed_state, x)
+            finite.append(ok)
+        assert all(bool(ok) for ok in finite)
+    else:
+        assert all(bool(numpy(step(x))) for _ in range(1000))

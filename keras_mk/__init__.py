@@ -4,8 +4,11 @@ Train a model whose kernels are stored as `e` copies mixed with random
 per-element probabilities; deploy the mean: the original size and cost.
 """
 
+from keras_mk import baselines
 from keras_mk import conversion
+from keras_mk import diagnostics
 from keras_mk import layers
+from keras_mk import training
 from keras_mk.conversion import ConversionSummary
 from keras_mk.conversion import clone_function
 from keras_mk.conversion import clone_model
@@ -22,5 +25,6 @@ from keras_mk.layers import MKDepthwiseConv1D
 from keras_mk.layers import MKDepthwiseConv2D
 from keras_mk.layers import MKEinsumDense
 from keras_mk.layers import MKLayer
+from keras_mk.training import AdversarialMK
 
 __version__ = "0.1.0"

@@ -9,3 +9,15 @@ from keras_mk.baselines.subset import SubsetDense
 from keras_mk.baselines.subset import greedy_subset
 from keras_mk.baselines.subset import submodular_graph
 from keras_mk.baselines.subset import subset_to_dense
+
+__all__ = [
+    "Ensemble",
+    "distillation_baseline",
+    "baseline_schedule",
+    "greedy_soup",
+    "uniform_soup",
+    "SubsetDense",
+    "greedy_subset",
+    "submodular_graph",
+    "subset_to_dense",
+]

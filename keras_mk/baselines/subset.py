@@ -99,6 +99,26 @@ def greedy_subset(rows, size, neighbours=10, alpha=1.0, beta=1.0):
     References:
         Mazzawi et al., "Majority Kernels", 2024, Appendix F, Eq. F.9.
     """
+    if keras.backend.backend() == "jax":
+        # Called eagerly (at build, `select`, `subset_to_dense`) this is one
+        # compiled program instead of hundreds of dispatched ops.
+        return _jax_greedy(rows, size, neighbours, float(alpha), float(beta))
+    return _greedy(rows, size, neighbours, alpha, beta)
+
+
+def _jax_greedy(rows, size, neighbours, alpha, beta):
+    import jax
+
+    global _JAX_GREEDY
+    if _JAX_GREEDY is None:
+        _JAX_GREEDY = jax.jit(_greedy, static_argnums=(1, 2, 3, 4))
+    return _JAX_GREEDY(rows, size, neighbours, alpha, beta)
+
+
+_JAX_GREEDY = None
+
+
+def _greedy(rows, size, neighbours, alpha, beta):
     rows = ops.stop_gradient(ops.convert_to_tensor(rows))
     n = rows.shape[0]
     utility, weights = submodular_graph(rows, neighbours)

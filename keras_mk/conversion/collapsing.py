@@ -7,6 +7,7 @@ model's inference function, at the original size and cost.
 
 import keras
 import numpy as np
+from keras import ops
 
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
@@ -121,4 +122,6 @@ def _assign_variables(model, copy):
             "layer of the model implement `get_config()`?"
         )
     for source, target in zip(sources, targets):
-        target.assign(means.get(id(source), source.value))
+        value = means.get(id(source), source.value)
+        # A real copy: JAX's `fit` donates variable buffers.
+        target.assign(ops.copy(value))

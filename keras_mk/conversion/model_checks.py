@@ -65,4 +65,6 @@ def copy_variables(source, target, what):
             "layer of the model implement `get_config()`?"
         )
     for s, t in zip(sources, targets):
-        t.assign(s.value)
+        # A real copy: JAX's `fit` donates the buffers of a model's
+        # variables, which would delete the other model's values.
+        t.assign(keras.ops.copy(s.value))

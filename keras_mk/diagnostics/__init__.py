@@ -3,3 +3,9 @@
 from keras_mk.diagnostics.diversity import CopyDiversity
 from keras_mk.diagnostics.diversity import copy_diversity
 from keras_mk.diagnostics.sharpness import stochastic_sharpness
+
+__all__ = [
+    "CopyDiversity",
+    "copy_diversity",
+    "stochastic_sharpness",
+]

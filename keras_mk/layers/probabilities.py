@@ -11,9 +11,27 @@ the generator returns exactly 0.0) and no division. The mix telescopes:
     sum_k p_k W_k = W_{e-1} + sum_j s_j (W_j - W_{j+1}),  s sorted ascending.
 
 Other concentrations use normalised Gamma draws (exact but slower).
+
+Speed (measured in `docs/performance.md`):
+
+- On JAX the uniforms come from a counter-based hash of the element index
+  (two rounds of the MurmurHash3 32-bit finaliser, keyed by the layer's
+  `SeedGenerator` state), not from `jax.random`: its default threefry
+  generator costs ~10x more on CPU and dominated the MK step. The hash is a
+  pure function of (seed state, element index), so it is reproducible, and
+  it gives the same values whatever the sharding of the kernel (every device
+  hashes the global indices of its shard). No global JAX flag is changed.
+  TensorFlow and PyTorch use their own generator (Philox, mt19937), which is
+  faster than the hash there (no op fusion).
+- The mix has a hand-written gradient on TensorFlow and JAX
+  (`d/dW_k = p_k * upstream`): fewer full-kernel passes than differentiating
+  the telescoping formula.
 """
 
+import numbers
+
 import keras
+import numpy as np
 from keras import ops
 
 PROBABILITIES = ("exponential", "uniform")
@@ -37,9 +55,90 @@ def weighted_sum(copies, p):
     return total
 
 
+# MurmurHash3's 32-bit finaliser constants (and the golden ratio), as int32:
+# int32 arithmetic wraps on every backend, uint32 is not supported by all.
+_M1 = np.int32(np.uint32(0x85EBCA6B).view(np.int32))
+_M2 = np.int32(np.uint32(0xC2B2AE35).view(np.int32))
+_GOLDEN = np.int32(np.uint32(0x9E3779B9).view(np.int32))
+_HASH_MAX_ELEMENTS = 2**31 - 1
+
+
+def _shift_right_logical(x, bits):
+    return ops.bitwise_and(
+        ops.right_shift(x, bits), np.int32((1 << (32 - bits)) - 1)
+    )
+
+
+def _fmix32(x):
+    """MurmurHash3's finaliser: a bijection of int32 with full avalanche."""
+    x = ops.bitwise_xor(x, _shift_right_logical(x, 16))
+    x = ops.multiply(x, _M1)
+    x = ops.bitwise_xor(x, _shift_right_logical(x, 13))
+    x = ops.multiply(x, _M2)
+    return ops.bitwise_xor(x, _shift_right_logical(x, 16))
+
+
+def _seed_state(seed):
+    """The two int32 words of a seed: consumes a `SeedGenerator` step."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        state = seed.next()
+    elif isinstance(seed, numbers.Integral):
+        state = np.array([seed & 0xFFFFFFFF, 0], "uint32").view("int32")
+    else:
+        state = seed
+    return ops.cast(state, "int32")
+
+
+def hashed_uniforms(shape, seed):
+    """Uniform(0, 1) float32 values hashed from the element index.
+
+    `hash(i) = fmix32(fmix32(i ^ k0) + k1)` with keys `k0, k1` hashed from
+    the seed state; the top 24 bits give `(h + 0.5) / 2**24`, so the values
+    are never exactly 0 or 1. Within one draw the map from index to bits is
+    a bijection; draws of successive seed states are decorrelated by the
+    keys.
+
+    Args:
+        shape: the output shape (fewer than 2**31 elements).
+        seed: a `keras.random.SeedGenerator` (advanced by one step), an int,
+            or a seed-state tensor of two 32-bit words.
+
+    Returns:
+        A float32 tensor of `shape`.
+    """
+    size = int(np.prod(shape))
+    if size > _HASH_MAX_ELEMENTS:
+        raise ValueError(
+            f"hashed_uniforms supports fewer than 2**31 elements. "
+            f"Received: shape={shape}"
+        )
+    state = _seed_state(seed)
+    k0 = _fmix32(ops.add(ops.multiply(state[0], _GOLDEN), state[1]))
+    k1 = _fmix32(ops.bitwise_xor(k0, state[0]))
+    index = ops.reshape(ops.arange(size, dtype="int32"), tuple(shape))
+    bits = _fmix32(ops.add(_fmix32(ops.bitwise_xor(index, k0)), k1))
+    top = ops.cast(_shift_right_logical(bits, 8), "float32")
+    return ops.add(ops.multiply(top, np.float32(2**-24)), np.float32(2**-25))
+
+
+def _uses_hash(shape, seed):
+    return (
+        keras.backend.backend() == "jax"
+        and seed is not None
+        and int(np.prod(shape)) <= _HASH_MAX_ELEMENTS
+    )
+
+
+def uniforms(shape, seed):
+    """Uniform(0, 1) float32 draws: the fastest exact source per backend."""
+    if _uses_hash(shape, seed):
+        return hashed_uniforms(shape, seed)
+    return keras.random.uniform(shape, seed=seed)
+
+
 def _sorted_uniforms(shape, count, seed):
     """`count` iid Uniform(0, 1) tensors of `shape`, sorted elementwise."""
-    u = keras.random.uniform((count,) + tuple(shape), seed=seed)
+    u = uniforms((count,) + tuple(shape), seed)
     if count == 1:
         return [u[0]]
     if count == 2:
@@ -70,14 +169,40 @@ def spacings_to_probabilities(s):
     return ops.stack(gaps, axis=0)
 
 
-def mix_with_spacings(copies, s):
-    """`sum_k p_k copies[k]` where `p` are the gaps of sorted uniforms `s`."""
+def _telescoping_mix(copies, s):
     e = len(copies)
     total = copies[e - 1]
     for j in range(e - 1):
         diff = ops.subtract(copies[j], copies[j + 1])
         total = ops.add(total, ops.multiply(s[j], diff))
     return total
+
+
+def mix_with_spacings(copies, s):
+    """`sum_k p_k copies[k]` where `p` are the gaps of sorted uniforms `s`.
+
+    `p` is not differentiated (it is random, not a parameter). On
+    TensorFlow and JAX the gradient is hand-written: `p_k * upstream` for
+    copy `k`. PyTorch (no `ops.custom_gradient`) differentiates the
+    telescoping formula.
+    """
+    if keras.backend.backend() == "torch" or len(copies) == 1:
+        return _telescoping_mix(copies, [ops.stop_gradient(x) for x in s])
+    s = [ops.stop_gradient(x) for x in s]
+
+    @ops.custom_gradient
+    def mix(*copies):
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            gaps = [s[0]]
+            for j in range(1, len(s)):
+                gaps.append(ops.subtract(s[j], s[j - 1]))
+            gaps.append(ops.subtract(1.0, s[-1]))
+            return tuple(ops.multiply(upstream, p) for p in gaps)
+
+        return _telescoping_mix(copies, s), grad
+
+    return mix(*copies)
 
 
 def sample_dirichlet(shape, expansion, concentration, seed):

@@ -5,3 +5,11 @@ from keras_mk.training.adversarial import adversarial_mixing_weight
 from keras_mk.training.adversarial import project_to_simplex
 from keras_mk.training.probability_scope import mk_layers
 from keras_mk.training.probability_scope import probabilities_scope
+
+__all__ = [
+    "AdversarialMK",
+    "adversarial_mixing_weight",
+    "project_to_simplex",
+    "mk_layers",
+    "probabilities_scope",
+]

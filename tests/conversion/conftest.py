@@ -72,20 +72,20 @@ def images(batch=2, seed=0):
     return rng.uniform(size=(batch, 16, 16, 3)).astype("float32")
 
 
-def mlp():
-    """A Sequential model with Dense and a Dropout (seeded)."""
+def mlp(dropout=True):
+    """A Sequential model with Dense layers and a (seeded) Dropout."""
     return keras.Sequential(
         [
             keras.Input((6,)),
             keras.layers.Dense(8, activation="relu", name="hidden"),
-            keras.layers.Dropout(0.5, seed=3),
+            keras.layers.Dropout(0.5 if dropout else 0.0, seed=3),
             keras.layers.Dense(3, name="head"),
         ],
         name="mlp",
     )
 
 
-def nested_functional():
+def nested_functional(attention=True):
     """Functional model: a nested Sequential, a shared Dense, MHA, convs."""
     inputs = keras.Input((8, 4), name="tokens")
     block = keras.Sequential(
@@ -96,7 +96,8 @@ def nested_functional():
     x = block(inputs)
     x = shared(x)
     x = shared(x)
-    x = keras.layers.MultiHeadAttention(2, 4, name="mha")(x, x)
+    if attention:
+        x = keras.layers.MultiHeadAttention(2, 4, name="mha")(x, x)
     x = keras.layers.Conv1D(4, 3, padding="same", name="conv")(x)
     x = keras.layers.DepthwiseConv1D(3, padding="same", name="depthwise")(x)
     x = keras.layers.EinsumDense("abc,cd->abd", (8, 2), name="einsum")(x)

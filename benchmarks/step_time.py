@@ -20,6 +20,7 @@ Prints a table and writes JSON (`--output`, default
 """
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -43,7 +44,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--expansions", default="2,3,4")
+    parser.add_argument(
+        "--expansions", default=None, help="default 2,3,4 (3 with --quick)"
+    )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument(
@@ -62,6 +65,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.backends = [b for b in args.backends.split(",") if b]
     args.models = [m for m in args.models.split(",") if m]
+    if args.expansions is None:
+        args.expansions = "3" if args.quick else "2,3,4"
     args.expansions = [int(e) for e in args.expansions.split(",") if e]
     for backend in args.backends:
         if backend not in BACKENDS:
@@ -72,6 +77,8 @@ def parse_args(argv=None):
     if args.quick:
         args.repeats = min(args.repeats, 1)
         args.steps = min(args.steps, 3)
+        if args.output == DEFAULT_OUTPUT:
+            args.output = None
     args.jit_compile = {"true": True, "false": False}.get(
         args.jit_compile.lower(), args.jit_compile
     )
@@ -198,8 +205,14 @@ def run_worker(args):
             }
         results[name] = entry
         keras.backend.clear_session()
+    versions = {
+        "keras": keras.__version__,
+        backend: importlib.import_module(backend).__version__,
+    }
     with open(args.worker_output, "w") as f:
-        json.dump({"backend": backend, "models": results}, f)
+        json.dump(
+            {"backend": backend, "versions": versions, "models": results}, f
+        )
 
 
 # -- Driver ----------------------------------------------------------------
@@ -212,23 +225,6 @@ def _machine():
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
-
-
-def _versions(backend):
-    code = (
-        "import importlib, json, keras; "
-        f"m = importlib.import_module({backend!r}); "
-        "print(json.dumps({'keras': keras.__version__, "
-        f"{backend!r}: m.__version__}}))"
-    )
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True
-    )
-    try:
-        return json.loads(out.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        return {}
 
 
 def _worker_command(args, backend, output):
@@ -349,7 +345,6 @@ def run_driver(args):
                 continue
             with open(output) as f:
                 result = json.load(f)
-        result["versions"] = _versions(backend)
         result["wall_s"] = time.perf_counter() - start
         report["backends"][backend] = result
     add_ratios(report)

@@ -8,7 +8,9 @@ load affects all systems alike, and reports the median time per step.
     KERAS_BACKEND=jax python -m benchmarks.systems_cost [--quick]
 
 Prints a Markdown table and writes JSON (default
-`benchmarks/results/systems_cost_<backend>.json`).
+`benchmarks/results/systems_cost_<backend>.json`). On a machine shared with
+other jobs, run PyTorch with `OMP_NUM_THREADS=1`: its spinning intra-op
+threads otherwise slow every step down by an order of magnitude.
 """
 
 import argparse
@@ -146,6 +148,7 @@ def main():
         "backend": backend,
         "keras": keras.__version__,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
         "model": f"digits MLP 64-{'-'.join(map(str, HIDDEN))}-10, "
         f"batch {BATCH}, Adam",
         "steps_per_repeat": steps,

@@ -57,13 +57,18 @@ def parse_args(argv=None):
         nargs="+",
         type=int,
         default=None,
-        help="i of lr = base * 1.5**i (default -4..5; 0 1 with --smoke)",
+        help="i of lr = base * 1.5**i (default -4..5; 0 with --smoke)",
     )
     parser.add_argument("--seeds", type=int, default=None, help="default 3")
     parser.add_argument("--epochs", type=int, default=None, help="default 30")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--expansion", type=int, default=3)
-    parser.add_argument("--adv-epsilon", type=float, default=0.1)
+    parser.add_argument(
+        "--adv-epsilon",
+        type=float,
+        default=1000.0,
+        help="ADV-MK step size on p (grad_p ~ W * grad_W is tiny)",
+    )
     parser.add_argument("--data-dir", default=None, help="TFDS data dir")
     parser.add_argument(
         "--max-train", type=int, default=None, help="cap training examples"
@@ -72,7 +77,7 @@ def parse_args(argv=None):
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="offline: TFDS mock data, A1, Adam, 2 learning rates, 1 epoch",
+        help="offline: TFDS mock data, A1, Adam, one learning rate, 1 epoch",
     )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
@@ -96,7 +101,7 @@ def main(argv=None):
         ),
         systems=tuple(algorithms.FLAG_NAMES[a] for a in args.algorithms),
         learning_rate_exponents=tuple(
-            args.lr_exponents or ((0, 1) if smoke else range(-4, 6))
+            args.lr_exponents or ((0,) if smoke else range(-4, 6))
         ),
         seeds=args.seeds or (1 if smoke else 3),
         epochs=args.epochs or (1 if smoke else 30),

@@ -70,15 +70,15 @@ def parse_args(argv=None):
         "--seeds", type=int, default=None, help="seeds (default 3; 1 smoke)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="epochs (default 40; 2 smoke)"
+        "--epochs", type=int, default=None, help="epochs (default 30; 2 smoke)"
     )
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--optimizer", choices=("adam", "sgd"), default="adam")
     parser.add_argument(
         "--adv-epsilon",
         type=float,
-        default=0.1,
+        default=1000.0,
         help="ADV-MK step size on the probabilities",
     )
     parser.add_argument(
@@ -120,7 +120,7 @@ def options_from_args(args):
         systems=tuple(algorithms.FLAG_NAMES[a] for a in names),
         seeds=args.seeds or (1 if args.smoke else 3),
         training=algorithms.TrainingConfig(
-            epochs=args.epochs or (2 if args.smoke else 40),
+            epochs=args.epochs or (2 if args.smoke else 30),
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             optimizer=args.optimizer,

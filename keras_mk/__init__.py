@@ -7,6 +7,7 @@ per-element probabilities; deploy the mean: the original size and cost.
 from keras_mk import baselines
 from keras_mk import conversion
 from keras_mk import diagnostics
+from keras_mk import distribution
 from keras_mk import layers
 from keras_mk import training
 from keras_mk.conversion import ConversionSummary
@@ -17,6 +18,7 @@ from keras_mk.conversion import conversion_summary
 from keras_mk.conversion import export_litert
 from keras_mk.conversion import load_model
 from keras_mk.conversion import save_model
+from keras_mk.distribution import mk_layout_map
 from keras_mk.layers import MKConv1D
 from keras_mk.layers import MKConv2D
 from keras_mk.layers import MKConv3D

@@ -12,25 +12,25 @@ class StepTimer(keras.callbacks.Callback):
     The first epoch (tracing and compilation) is left out when there are
     others. Put it first in the callback list so that later callbacks'
     `on_epoch_end` work (e.g. evaluation) is not counted.
+
+    Args:
+        steps_per_epoch: optimizer steps per epoch (batch callbacks come
+            once per compiled call, which may run several steps).
     """
 
-    def __init__(self):
+    def __init__(self, steps_per_epoch):
         super().__init__()
+        self.steps_per_epoch = steps_per_epoch
         self.epoch_seconds = []
         self.epoch_steps = []
         self._start = None
-        self._steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._steps = 0
         self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch_seconds.append(time.perf_counter() - self._start)
-        self.epoch_steps.append(self._steps)
+        self.epoch_steps.append(self.steps_per_epoch)
 
     @property
     def seconds_per_step(self):

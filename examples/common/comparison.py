@@ -139,9 +139,27 @@ def _curves(system, task, train_labels):
     return curve
 
 
+def predict_probabilities(model, x, outputs_probabilities, batch_size=2048):
+    """Class probabilities of `model` on `x`, by direct inference calls.
+
+    Calling the model (instead of `model.predict`) skips tracing a predict
+    function for each of the many small models.
+    """
+    outputs = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                model(x[start : start + batch_size], training=False)
+            )
+            for start in range(0, len(x), batch_size)
+        ]
+    )
+    return outputs if outputs_probabilities else softmax(outputs)
+
+
 def _deployed_probabilities(system, x):
-    outputs = np.asarray(system.deployed.predict(x, batch_size=1024, verbose=0))
-    return outputs if system.outputs_probabilities else softmax(outputs)
+    return predict_probabilities(
+        system.deployed, x, system.outputs_probabilities
+    )
 
 
 def record_run(system, task, architecture, config, measure_latency):
@@ -175,7 +193,9 @@ def record_run(system, task, architecture, config, measure_latency):
         mk_logits = keras.ops.convert_to_numpy(
             mk_model(task.x_test, training=False)
         )
-        collapsed = np.asarray(system.deployed.predict_on_batch(task.x_test))
+        collapsed = keras.ops.convert_to_numpy(
+            system.deployed(task.x_test, training=False)
+        )
         record["collapse_max_abs_diff"] = float(
             np.max(np.abs(mk_logits - collapsed))
         )

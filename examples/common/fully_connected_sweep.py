@@ -23,9 +23,9 @@ from examples.common import plots
 from examples.common import results
 from examples.common import tfds_data
 from examples.common.callbacks import accuracy_and_loss
-from examples.common.callbacks import softmax
 from examples.common.comparison import _curves
 from examples.common.comparison import _environment
+from examples.common.comparison import predict_probabilities
 from examples.common.digits import ImageTask
 from examples.common.models import build_mlp
 from examples.common.models import build_subset_mlp
@@ -55,7 +55,7 @@ class FullyConnectedOptions:
     epochs: int = 30
     batch_size: int = 256
     expansion: int = 3
-    adversarial_epsilon: float = 0.1
+    adversarial_epsilon: float = 1000.0
     data_dir: str = None
     max_train: int = None
     smoke: bool = False
@@ -103,9 +103,8 @@ def load_cifar10(data_dir=None, max_train=None, smoke=False):
 
 
 def _accuracy(system, x, y):
-    outputs = np.asarray(system.deployed.predict(x, batch_size=2048, verbose=0))
-    probabilities = (
-        outputs if system.outputs_probabilities else softmax(outputs)
+    probabilities = predict_probabilities(
+        system.deployed, x, system.outputs_probabilities
     )
     return accuracy_and_loss(probabilities, y)[0]
 
@@ -224,7 +223,6 @@ class Sweep:
             ),
         }
         for name in names:
-            train = trainers[name]
             if name == algorithms.DISTILLED:
                 self.ensembles(prefix, plain, optimizer, chosen, final)
             sweep = []
@@ -232,7 +230,7 @@ class Sweep:
                 config = self.config(optimizer, lr)
                 key = f"{prefix}/{name}/lr={lr:.6g}/seed=0"
                 sweep.append(
-                    self.run(key, lambda c=config: train(c, 0))
+                    self.run(key, lambda c=config, n=name: trainers[n](c, 0))
                 )
             best = int(np.argmax([r["val_accuracy"] for r in sweep]))
             chosen[name] = rates[best]
@@ -240,7 +238,7 @@ class Sweep:
             for seed in range(options.seeds):
                 key = f"{prefix}/{name}/lr={rates[best]:.6g}/seed={seed}"
                 record = self.run(
-                    key, lambda c=config, s=seed: train(c, s)
+                    key, lambda c=config, s=seed, n=name: trainers[n](c, s)
                 )
                 final.append(dict(record, learning_rate=rates[best]))
         if algorithms.ENSEMBLE in options.systems and not any(

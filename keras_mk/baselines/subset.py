@@ -130,9 +130,8 @@ def _greedy(rows, size, neighbours, alpha, beta):
         gains, taken = state
         i = ops.argmax(ops.where(ops.greater(taken, 0.0), -big, gains))
         chosen = ops.one_hot(i, n, dtype=rows.dtype)
-        gains = ops.subtract(
-            gains, ops.multiply(beta, ops.matmul(weights, chosen))
-        )
+        column = ops.take(weights, i, axis=1)
+        gains = ops.subtract(gains, ops.multiply(beta, column))
         return gains, ops.add(taken, chosen)
 
     _, taken = ops.fori_loop(0, size, step, (gains, taken))

@@ -24,6 +24,28 @@ from keras_mk.training.probability_scope import probabilities_scope
 _BACKEND = keras.backend.backend()
 
 
+def _sort_descending(v):
+    """Sorts over axis 0; min/max networks for the usual small `e`.
+
+    XLA's CPU sort is slow for many tiny sorts; 2 or 3 values need only
+    1 or 3 compare-exchanges.
+    """
+    e = v.shape[0]
+    if e == 2:
+        return ops.stack([ops.maximum(v[0], v[1]), ops.minimum(v[0], v[1])])
+    if e == 3:
+        a, b, c = v[0], v[1], v[2]
+        hi_ab, lo_ab = ops.maximum(a, b), ops.minimum(a, b)
+        return ops.stack(
+            [
+                ops.maximum(hi_ab, c),
+                ops.maximum(lo_ab, ops.minimum(hi_ab, c)),
+                ops.minimum(lo_ab, c),
+            ]
+        )
+    return ops.flip(ops.sort(v, axis=0), axis=0)
+
+
 def project_to_simplex(v):
     """Euclidean projection onto the probability simplex over axis 0.
 
@@ -39,7 +61,7 @@ def project_to_simplex(v):
     """
     v = ops.convert_to_tensor(v)
     e = v.shape[0]
-    u = ops.flip(ops.sort(v, axis=0), axis=0)
+    u = _sort_descending(v)
     css = ops.subtract(ops.cumsum(u, axis=0), 1.0)
     k = ops.reshape(
         ops.arange(1, e + 1, dtype=v.dtype), (e,) + (1,) * (len(v.shape) - 1)

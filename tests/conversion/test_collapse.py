@@ -27,10 +27,10 @@ def config_json(model):
     return json.dumps(model.get_config(), sort_keys=True, default=str)
 
 
-@pytest.mark.parametrize("expand_bias", [False, True])
-def test_collapse_equals_inference_and_restores_config(expand_bias):
+def test_collapse_equals_inference_and_restores_config():
     model = models.nested_functional()
-    mk = keras_mk.clone_model(model, expand_bias=expand_bias, seed=0)
+    # Expanded biases: the collapsed bias is their mean too.
+    mk = keras_mk.clone_model(model, expand_bias=True, seed=0)
     perturb_copies(mk)
     mk_before = models.weights_snapshot(mk)
     x = np.random.default_rng(3).normal(size=(2, 8, 4)).astype("float32")
@@ -70,21 +70,6 @@ def test_collapse_t5_backbone(t5, mk_t5):
     finally:
         for layer, value in zip(layers, saved):
             layer.set_expanded_kernel(value)
-
-
-def test_collapse_resnet_classifier_keeps_task_class():
-    model = models.resnet_classifier()
-    mk = keras_mk.clone_model(model, expansion=2, seed=0)
-    perturb_copies(mk)
-    plain = keras_mk.collapse(mk)
-    assert type(plain) is type(model)
-    assert type(plain.backbone) is type(model.backbone)
-    x = models.images()
-    np.testing.assert_allclose(
-        models.numpy(plain.predict(x, verbose=0)),
-        models.numpy(mk.predict(x, verbose=0)),
-        atol=1e-5,
-    )
 
 
 def test_collapse_without_mk_layers_is_an_equivalent_copy():

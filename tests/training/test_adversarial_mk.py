@@ -75,15 +75,17 @@ def test_project_to_simplex():
     np.testing.assert_allclose(
         _numpy(project_to_simplex(v)), expected, atol=1e-6
     )
-    # Random points: on the simplex, and no simplex point is closer.
+    # Random points: on the simplex, and no simplex point is closer (e = 3
+    # uses a sorting network, other sizes a sort).
     rng = np.random.default_rng(0)
-    v = rng.normal(size=(3, 200)).astype("float32")
-    q = _numpy(project_to_simplex(v))
-    assert q.min() >= 0
-    np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
-    others = rng.dirichlet(np.ones(3), size=(50, 200)).transpose(0, 2, 1)
-    best = np.linalg.norm(v - q, axis=0)
-    assert np.all(np.linalg.norm(v - others, axis=1) >= best - 1e-5)
+    for e in (2, 3, 5):
+        v = rng.normal(size=(e, 200)).astype("float32")
+        q = _numpy(project_to_simplex(v))
+        assert q.min() >= 0
+        np.testing.assert_allclose(q.sum(0), 1.0, atol=1e-5)
+        others = rng.dirichlet(np.ones(e), size=(50, 200)).transpose(0, 2, 1)
+        best = np.linalg.norm(v - q, axis=0)
+        assert np.all(np.linalg.norm(v - others, axis=1) >= best - 1e-5)
 
 
 def test_mixing_weight_is_in_unit_interval():

@@ -273,7 +273,7 @@ def add_ratios(report):
 def format_table(report):
     lines = []
     for backend, result in report["backends"].items():
-        lines.append(f"\n{backend}")
+        lines.append(f"\n{backend} ({result.get('versions', {})})\n")
         expansions = report["expansions"]
         header = ["model", "plain ms"] + [f"MK e={e}" for e in expansions]
         header += [
@@ -282,7 +282,8 @@ def format_table(report):
             "infer plain ms",
             "collapsed",
         ]
-        lines.append(" | ".join(header))
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
         for name, entry in result["models"].items():
             train = entry["train"]
             row = [name, f"{train['plain']['median_ms']:.1f}"]
@@ -304,7 +305,7 @@ def format_table(report):
                 if c is None
                 else f"{c['median_ms']:.2f} ({c['ratio']:.2f}x)"
             )
-            lines.append(" | ".join(row))
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -347,16 +348,20 @@ def run_driver(args):
                 result = json.load(f)
         result["wall_s"] = time.perf_counter() - start
         report["backends"][backend] = result
-    add_ratios(report)
-    print(format_table(report))
+        # Written after every backend: a long run keeps what it measured.
+        _write(add_ratios(report), args.output)
+    print(format_table(add_ratios(report)))
     if args.output:
-        os.makedirs(
-            os.path.dirname(os.path.abspath(args.output)), exist_ok=True
-        )
-        with open(args.output, "w") as f:
-            json.dump(report, f, indent=2)
         print(f"\nwrote {args.output}")
     return 1 if failed else 0
+
+
+def _write(report, output):
+    if not output:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w") as f:
+        json.dump(report, f, indent=2)
 
 
 def main(argv=None):

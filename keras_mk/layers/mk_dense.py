@@ -2,8 +2,8 @@ import keras
 
 from keras_mk.layers.mk_layer import MKLayer
 
-MK_ARGS_DOC = """        expansion: int >= 1, the number of kernel copies `e`. Default 3.
-            `expansion=1` is exactly the plain Keras layer.
+MK_ARGS_DOC = """        expansion: int >= 1, the number of kernel copies `e`.
+            Default 3. `expansion=1` is exactly the plain Keras layer.
         probabilities: `"exponential"` (default): every training call draws
             per-element probabilities `p` (iid Exponential(1) normalised over
             the copies, Eq. 2.2 of the paper) and uses `sum_k W_k p_k` as the

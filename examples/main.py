@@ -70,7 +70,7 @@ def parse_args(argv=None):
         "--seeds", type=int, default=None, help="seeds (default 3; 1 smoke)"
     )
     parser.add_argument(
-        "--epochs", type=int, default=None, help="epochs (default 30; 2 smoke)"
+        "--epochs", type=int, default=None, help="epochs (default 15; 2 smoke)"
     )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=2e-3)
@@ -120,7 +120,7 @@ def options_from_args(args):
         systems=tuple(algorithms.FLAG_NAMES[a] for a in names),
         seeds=args.seeds or (1 if args.smoke else 3),
         training=algorithms.TrainingConfig(
-            epochs=args.epochs or (2 if args.smoke else 30),
+            epochs=args.epochs or (2 if args.smoke else 15),
             batch_size=args.batch_size,
             learning_rate=args.learning_rate,
             optimizer=args.optimizer,

@@ -132,8 +132,11 @@ def distillation_baseline(
     return keras.distillation.Distiller(
         teacher=teacher,
         student=student,
+        # An explicit `KLDivergence` instance: Keras 3.15 turns the default
+        # "kl_divergence" string into a plain function, which then skips
+        # the softmax and compares raw logits (students learn nothing).
         distillation_losses=keras.distillation.LogitsDistillation(
-            temperature=temperature
+            temperature=temperature, loss=keras.losses.KLDivergence()
         ),
         student_loss_weight=student_loss_weight,
         **kwargs,

@@ -1,0 +1,88 @@
+"""`--smoke` runs of the ResNet/ImageNet and T5/GLUE scripts (mock TFDS)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+BACKEND = keras.backend.backend()
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+SCRIPTS = ("resnet_imagenet", "t5_glue")
+
+
+def _run(script, *args):
+    return subprocess.run(
+        [sys.executable, "-m", f"examples.{script}", *args],
+        cwd=ROOT,
+        env=dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help(script):
+    result = _run(script, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--smoke" in result.stdout
+    assert "--backend" in result.stdout
+
+
+def _smoke(script, output):
+    result = _run(
+        script, "--smoke", "--backend", BACKEND, "--output", str(output),
+        "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    with open(output / "results.json") as f:
+        data = json.load(f)
+    assert data["data"]["mock"] is True
+    text = (output / "results.md").read_text()
+    assert "MOCK DATA" in text
+    assert "| Algorithm |" in text
+    return data, text
+
+
+smoke_only_tensorflow = pytest.mark.skipif(
+    BACKEND != "tensorflow",
+    reason="CI budget: the paper scripts' smoke runs once, on TensorFlow "
+    "(which TFDS loads with anyway); the main job covers every backend",
+)
+
+
+@smoke_only_tensorflow
+def test_resnet_imagenet_smoke(tmp_path):
+    data, text = _smoke("resnet_imagenet", tmp_path)
+    rows = {r["algorithm"]: r for r in data["summary"]}
+    assert set(rows) == {"BASELINE", "MAJORITY KERNELS", "ENSEMBLE"}
+    baseline = rows["BASELINE"]["inference_params"]
+    assert rows["MAJORITY KERNELS"]["inference_params"] == baseline
+    assert rows["ENSEMBLE"]["inference_params"] == 2 * baseline
+    for row in rows.values():
+        assert 0.0 <= row["test_accuracy_mean"] <= 1.0
+        assert f"| {row['algorithm']} |" in text
+
+
+@smoke_only_tensorflow
+def test_t5_glue_smoke(tmp_path):
+    data, text = _smoke("t5_glue", tmp_path)
+    rows = {r["algorithm"]: r for r in data["summary"]}
+    assert set(rows) == {
+        "BASELINE",
+        "MAJORITY KERNELS",
+        "SOUP-UNIFORM",
+        "SOUP-GREEDY",
+    }
+    for row in rows.values():
+        assert set(row["tasks"]) == {"rte", "stsb"}
+        assert "accuracy" in row["tasks"]["rte"]
+        assert {"pearson", "spearman"} <= set(row["tasks"]["stsb"])
+    runs = {(r["task"], r["algorithm"]): r for r in data["runs"]}
+    baseline = runs[("rte", "BASELINE")]["inference_params"]
+    for name in rows:
+        assert runs[("rte", name)]["inference_params"] == baseline
+    assert "stsb pearson" in text

@@ -246,9 +246,11 @@ class MKLayer:
         for copy, v in zip(copies, value):
             copy.assign(v)
 
-    def _require_built(self, what):
+    def _require_built(self, what, error=ValueError):
+        # Not AttributeError by default: on PyTorch a property raising it
+        # falls back to `nn.Module.__getattr__`, which hides this message.
         if not self.built:
-            raise AttributeError(
+            raise error(
                 f"Layer '{self.name}' must be built before using `{what}`."
             )
 
@@ -259,7 +261,8 @@ class MKLayer:
     def kernel(self):
         if self._active is not None:
             return self._active[0]
-        self._require_built("kernel")
+        # AttributeError, as Keras layers do: `hasattr(layer, "kernel")`.
+        self._require_built("kernel", AttributeError)
         return probs.mean(self._kernel_copies)
 
     @kernel.setter

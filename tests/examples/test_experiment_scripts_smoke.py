@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 BACKEND = keras.backend.backend()
@@ -32,10 +33,10 @@ def test_help(script):
     assert "--backend" in result.stdout
 
 
-def _smoke(script, output):
+def _smoke(script, output, *extra):
     result = _run(
         script, "--smoke", "--backend", BACKEND, "--output", str(output),
-        "--no-progress",
+        "--no-progress", *extra,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     with open(output / "results.json") as f:
@@ -69,7 +70,8 @@ def test_resnet_imagenet_smoke(tmp_path):
 
 @smoke_only_tensorflow
 def test_t5_glue_smoke(tmp_path):
-    data, text = _smoke("t5_glue", tmp_path)
+    # One task keeps CI within budget; the metrics are pinned below.
+    data, text = _smoke("t5_glue", tmp_path, "--tasks", "rte")
     rows = {r["algorithm"]: r for r in data["summary"]}
     assert set(rows) == {
         "BASELINE",
@@ -78,11 +80,40 @@ def test_t5_glue_smoke(tmp_path):
         "SOUP-GREEDY",
     }
     for row in rows.values():
-        assert set(row["tasks"]) == {"rte", "stsb"}
+        assert set(row["tasks"]) == {"rte"}
         assert "accuracy" in row["tasks"]["rte"]
-        assert {"pearson", "spearman"} <= set(row["tasks"]["stsb"])
     runs = {(r["task"], r["algorithm"]): r for r in data["runs"]}
     baseline = runs[("rte", "BASELINE")]["inference_params"]
     for name in rows:
         assert runs[("rte", name)]["inference_params"] == baseline
-    assert "stsb pearson" in text
+    assert "rte accuracy" in text
+
+
+def test_glue_metrics_match_sklearn_and_scipy():
+    from scipy import stats
+    from sklearn import metrics
+
+    from examples import t5_glue
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    predictions = np.where(rng.random(200) < 0.7, labels, 1 - labels)
+    assert np.isclose(
+        t5_glue.accuracy(labels, predictions),
+        metrics.accuracy_score(labels, predictions),
+    )
+    assert np.isclose(
+        t5_glue.f1(labels, predictions), metrics.f1_score(labels, predictions)
+    )
+    assert np.isclose(
+        t5_glue.matthews(labels, predictions),
+        metrics.matthews_corrcoef(labels, predictions),
+    )
+    scores = rng.normal(size=200)
+    noisy = scores + rng.normal(size=200)
+    assert np.isclose(
+        t5_glue.pearson(scores, noisy), stats.pearsonr(scores, noisy)[0]
+    )
+    assert np.isclose(
+        t5_glue.spearman(scores, noisy), stats.spearmanr(scores, noisy)[0]
+    )

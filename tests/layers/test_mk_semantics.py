@@ -227,8 +227,11 @@ def test_expanded_kernel_round_trip_and_shape_errors():
         layer.set_expanded_kernel(value[:3])
     with pytest.raises(ValueError, match="expand_bias=False"):
         layer.set_expanded_bias(np.zeros((4, 3)))
-    with pytest.raises(AttributeError, match="must be built"):
+    with pytest.raises(ValueError, match="must be built"):
         _ = layers.MKDense(2).expanded_kernel
+    with pytest.raises(ValueError, match="must be built"):
+        layers.MKDense(2).sample_probabilities()
+    assert not hasattr(layers.MKDense(2), "kernel")
 
 
 def test_lemma_b2_uniform_probabilities_equal_plain_sgd_at_lr_over_e():

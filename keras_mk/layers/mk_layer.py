@@ -152,6 +152,7 @@ class MKLayer:
         self._kernel_copies = []
         self._bias_copies = []
         self._active = None
+        self._sampled_mixes = {}
 
     # -- State ------------------------------------------------------------
 
@@ -300,7 +301,10 @@ class MKLayer:
             return ops.full((self.expansion,) + shape, 1.0 / self.expansion)
         if self.concentration == 1.0:
             s = probs.sample_spacings(
-                shape, self.expansion, self.seed_generator
+                shape,
+                self.expansion,
+                self.seed_generator,
+                hashed=probs.training_uses_hash(shape, self.expansion),
             )
             return probs.spacings_to_probabilities(s)
         return probs.sample_dirichlet(
@@ -315,14 +319,16 @@ class MKLayer:
             return probs.weighted_sum(copies, p)
         if not training or not self._is_stochastic():
             return probs.mean(copies)
+        if self.concentration == 1.0:
+            # One per shape: the kernel's, and the bias's if expanded.
+            shape = tuple(copies[0].shape)
+            if shape not in self._sampled_mixes:
+                self._sampled_mixes[shape] = probs.sampled_mix_for(
+                    shape, self.expansion
+                )
+            return self._sampled_mixes[shape](copies, self.seed_generator)
         shape = tuple(copies[0].shape)
         dtype = copies[0].dtype
-        if self.concentration == 1.0:
-            s = probs.sample_spacings(
-                shape, self.expansion, self.seed_generator
-            )
-            s = [ops.cast(x, dtype) for x in s]
-            return probs.mix_with_spacings(copies, s)
         p = probs.sample_dirichlet(
             shape, self.expansion, self.concentration, self.seed_generator
         )

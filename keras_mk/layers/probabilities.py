@@ -21,11 +21,14 @@ Speed (measured in `docs/performance.md`):
   pure function of (seed state, element index), so it is reproducible, and
   it gives the same values whatever the sharding of the kernel (every device
   hashes the global indices of its shard). No global JAX flag is changed.
-  TensorFlow and PyTorch use their own generator (Philox, mt19937), which is
-  faster than the hash there (no op fusion).
-- The mix has a hand-written gradient on TensorFlow and JAX
-  (`d/dW_k = p_k * upstream`): fewer full-kernel passes than differentiating
-  the telescoping formula.
+- On TensorFlow the hash, the spacings, the mix and its gradient run as one
+  XLA cluster inside the (non-XLA) train step: fused into one loop, where
+  unfused each op would be a pass over the kernel (`sampled_mix_for`).
+- PyTorch uses its own generator; the hash does not pay off without fusion.
+- The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
+  full-kernel passes than differentiating the telescoping formula
+  (`ops.custom_gradient` on TensorFlow and JAX, an autograd Function with
+  in-place accumulation on PyTorch).
 """
 
 import numbers
@@ -129,16 +132,36 @@ def _uses_hash(shape, seed):
     )
 
 
-def uniforms(shape, seed):
-    """Uniform(0, 1) float32 draws: the fastest exact source per backend."""
-    if _uses_hash(shape, seed):
+def training_uses_hash(shape, expansion):
+    """Whether a training call draws its uniforms from the counter hash.
+
+    True on JAX, and on TensorFlow where the draw runs inside the XLA
+    cluster of `sampled_mix_for` (see there); False on PyTorch.
+    """
+    size = int(np.prod(shape)) * (expansion - 1)
+    return (
+        keras.backend.backend() in ("jax", "tensorflow")
+        and size <= _HASH_MAX_ELEMENTS
+    )
+
+
+def uniforms(shape, seed, hashed=None):
+    """Uniform(0, 1) float32 draws: the fastest exact source per backend.
+
+    `hashed=None` picks the counter hash on JAX and the backend generator
+    elsewhere; `True` forces the hash (inside an XLA cluster, where it
+    fuses), `False` the backend generator.
+    """
+    if hashed is None:
+        hashed = _uses_hash(shape, seed)
+    if hashed:
         return hashed_uniforms(shape, seed)
     return keras.random.uniform(shape, seed=seed)
 
 
-def _sorted_uniforms(shape, count, seed):
+def _sorted_uniforms(shape, count, seed, hashed=None):
     """`count` iid Uniform(0, 1) tensors of `shape`, sorted elementwise."""
-    u = uniforms((count,) + tuple(shape), seed)
+    u = uniforms((count,) + tuple(shape), seed, hashed)
     if count == 1:
         return [u[0]]
     if count == 2:
@@ -155,18 +178,22 @@ def _sorted_uniforms(shape, count, seed):
     return [s[j] for j in range(count)]
 
 
-def sample_spacings(shape, expansion, seed):
+def sample_spacings(shape, expansion, seed, hashed=None):
     """Sorted uniforms whose spacings are a Dirichlet(1) draw (float32)."""
-    return _sorted_uniforms(shape, expansion - 1, seed)
+    return _sorted_uniforms(shape, expansion - 1, seed, hashed)
 
 
-def spacings_to_probabilities(s):
-    """The gaps `p` (leading copy axis) between sorted uniforms `s`."""
+def _gaps(s):
     gaps = [s[0]]
     for j in range(1, len(s)):
         gaps.append(ops.subtract(s[j], s[j - 1]))
     gaps.append(ops.subtract(1.0, s[-1]))
-    return ops.stack(gaps, axis=0)
+    return gaps
+
+
+def spacings_to_probabilities(s):
+    """The gaps `p` (leading copy axis) between sorted uniforms `s`."""
+    return ops.stack(_gaps(s), axis=0)
 
 
 def _telescoping_mix(copies, s):
@@ -181,28 +208,89 @@ def _telescoping_mix(copies, s):
 def mix_with_spacings(copies, s):
     """`sum_k p_k copies[k]` where `p` are the gaps of sorted uniforms `s`.
 
-    `p` is not differentiated (it is random, not a parameter). On
-    TensorFlow and JAX the gradient is hand-written: `p_k * upstream` for
-    copy `k`. PyTorch (no `ops.custom_gradient`) differentiates the
-    telescoping formula.
+    `p` is not differentiated (it is random, not a parameter); the gradient
+    is hand-written, `p_k * upstream` for copy `k`: fewer kernel-sized
+    passes than differentiating the telescoping formula.
     """
-    if keras.backend.backend() == "torch" or len(copies) == 1:
-        return _telescoping_mix(copies, [ops.stop_gradient(x) for x in s])
+    if len(copies) == 1:
+        return copies[0]
     s = [ops.stop_gradient(x) for x in s]
+    if keras.backend.backend() == "torch":
+        return _torch_mix(copies, s)
 
     @ops.custom_gradient
     def mix(*copies):
         def grad(*args, upstream=None):
             upstream = args[0] if upstream is None else upstream
-            gaps = [s[0]]
-            for j in range(1, len(s)):
-                gaps.append(ops.subtract(s[j], s[j - 1]))
-            gaps.append(ops.subtract(1.0, s[-1]))
-            return tuple(ops.multiply(upstream, p) for p in gaps)
+            return tuple(ops.multiply(upstream, p) for p in _gaps(s))
 
         return _telescoping_mix(copies, s), grad
 
     return mix(*copies)
+
+
+def _torch_mix(copies, s):
+    """PyTorch (no `ops.custom_gradient`): an autograd Function, in place."""
+    import torch
+
+    class Mix(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *copies):
+            p = _gaps(s)
+            out = torch.mul(copies[0], p[0])
+            for copy, p_k in zip(copies[1:], p[1:]):
+                out.addcmul_(copy, p_k)
+            ctx.p = p
+            return out
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return tuple(torch.mul(upstream, p_k) for p_k in ctx.p)
+
+    return Mix.apply(*copies)
+
+
+def sampled_mix(copies, seed_generator):
+    """The training kernel `sum_k p_k copies[k]`, `p ~ Dirichlet(1)` fresh.
+
+    Draws the spacings (float32), casts them to the copies' dtype (the
+    compute dtype) and mixes. Consumes one step of `seed_generator`.
+    """
+    shape = tuple(copies[0].shape)
+    s = sample_spacings(shape, len(copies), seed_generator)
+    s = [ops.cast(x, copies[0].dtype) for x in s]
+    return mix_with_spacings(copies, s)
+
+
+def sampled_mix_for(shape, expansion):
+    """The fastest `sampled_mix` for kernels of `shape` on this backend.
+
+    TensorFlow on CPU runs Keras's train step without XLA, so the draw, the
+    spacings and the mix would each be a pass over the kernel. There the
+    counter hash, the spacings, the mix and its gradient are compiled by
+    XLA as one cluster (a nested `tf.function(jit_compile=True)`) and fuse
+    into one loop; the rest of the model runs as before. JAX compiles the
+    whole step already; PyTorch uses `sampled_mix` as is.
+
+    Returns:
+        A function `(copies, seed_generator) -> mixed kernel`.
+    """
+    if keras.backend.backend() != "tensorflow" or not training_uses_hash(
+        shape, expansion
+    ):
+        return sampled_mix
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
+    def compiled(state, *copies):
+        s = sample_spacings(shape, len(copies), state, hashed=True)
+        s = [ops.cast(x, copies[0].dtype) for x in s]
+        return mix_with_spacings(list(copies), s)
+
+    def fused(copies, seed_generator):
+        return compiled(seed_generator.next(), *copies)
+
+    return fused
 
 
 def sample_dirichlet(shape, expansion, concentration, seed):

@@ -36,7 +36,8 @@ def test_student_learns_teacher_from_distillation_loss_alone():
     )
     # Labels are ignored (weight 0): random ones prove it.
     y = np.random.default_rng(1).integers(0, 5, size=(512,))
-    distiller.fit(x, y, batch_size=64, epochs=15, verbose=0)
+    # 40 epochs: agreement is 0.91-0.94 on every backend (0.83-0.88 at 15).
+    distiller.fit(x, y, batch_size=64, epochs=40, verbose=0)
     after = np.mean(
         np.argmax(student.predict(x, verbose=0), -1) == teacher_labels
     )

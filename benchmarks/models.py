@@ -138,9 +138,13 @@ def _own_buffers(model):
     return model
 
 
-def expand(model, expansion, seed=0):
+def expand(model, expansion, seed=0, probabilities="exponential"):
     """The MK version of `model` (every kernel layer, `expansion` copies)."""
-    return _own_buffers(keras_mk.clone_model(model, expansion, seed=seed))
+    return _own_buffers(
+        keras_mk.clone_model(
+            model, expansion, seed=seed, probabilities=probabilities
+        )
+    )
 
 
 def collapse(mk_model):

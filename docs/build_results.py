@@ -43,14 +43,18 @@ def build(source):
     os.makedirs(img, exist_ok=True)
     env, options = data["environment"], data["options"]
     training = options["training"]
+    load = env.get("load_average")
+    sharing = (
+        f"15-minute load average {load[2]} at the end of the run"
+        if load
+        else "load not recorded"
+    )
     lines = [
         "# Results measured on this machine",
         "",
         "The main job (`python -m examples.main`, default flags) as run on "
         f"the development machine: **{env['cpu_count']} vCPUs** "
-        f"({env['processor']}, {env['platform']}), shared with other jobs "
-        "(load average 6-8 during the run, so absolute times are inflated "
-        "and ratios carry noise), Keras "
+        f"({env['processor']}, {env['platform']}; {sharing}), Keras "
         f"{env['keras']}, **{env['backend']} backend**, "
         f"**{options['seeds']} seeds** (0-{options['seeds'] - 1}), "
         f"{training['epochs']} epochs, batch {training['batch_size']}, "

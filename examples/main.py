@@ -12,7 +12,7 @@ Two tasks: `digits` (clean labels) and `digits-noisy` (30% of the training
 labels flipped to a wrong class, clean test labels), where a network
 memorises noise and the generalisation gap decides the test accuracy.
 
-    python -m examples.main                      # ~5 min on 2 CPU cores
+    python -m examples.main                      # ~10 min on 2 CPU cores
     python -m examples.main --smoke              # ~1 min
     python -m examples.main --backend jax --dataset digits-noisy --seeds 5
 """

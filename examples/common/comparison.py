@@ -211,6 +211,9 @@ def _environment():
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
+        # 1, 5 and 15 minute load averages when the run ends: how much
+        # other work shared the CPUs (timings are relative, but noisier).
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 

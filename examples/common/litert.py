@@ -38,6 +38,21 @@ def run_tflite(path, inputs):
     return interpreter.get_tensor(output_detail["index"])
 
 
+def weight_bytes(path):
+    """Bytes of constant data (weights) stored in a `.tflite` file.
+
+    Equal for two models of the same architecture and parameter count; the
+    file sizes can differ slightly through names and other metadata.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    with open(path, "rb") as f:
+        model = schema.Model.GetRootAsModel(f.read(), 0)
+    return sum(
+        model.Buffers(i).DataLength() for i in range(model.BuffersLength())
+    )
+
+
 def _export_and_check(keras_path, tflite_path, inputs, expected):
     """In a TensorFlow-backend process: export one file and compare."""
     import keras

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_mk.conversion import registry
 from keras_mk.training.probability_scope import mk_layers
 
 
@@ -21,14 +22,17 @@ def copy_diversity(model):
         model: a Keras model or layer containing MK layers.
 
     Returns:
-        A dict `{layer.name: diversity}` over the MK layers with
-        `expansion > 1`.
+        A dict `{layer path: diversity}` over the MK layers with
+        `expansion > 1`. The path joins layer names from the model down
+        (`"transformer_layer_0/self_attention/query_projector"`): unique
+        even where nested layers share a name, as in KerasHub backbones.
 
     Example:
 
     >>> keras_mk.diagnostics.copy_diversity(model)
     {'mk_dense': 0.0, 'mk_dense_1': 0.0}
     """
+    paths = {id(layer): path for path, layer in registry.iter_layers(model)}
     result = {}
     for layer in mk_layers(model):
         copies = np.stack(
@@ -37,7 +41,8 @@ def copy_diversity(model):
         mean = copies.mean(axis=0)
         spread = np.sqrt(np.mean(copies.var(axis=0)))
         scale = np.sqrt(np.mean(np.square(mean)))
-        result[layer.name] = float(spread / scale) if scale > 0 else 0.0
+        path = paths.get(id(layer), layer.name)
+        result[path] = float(spread / scale) if scale > 0 else 0.0
     return result
 
 
@@ -46,7 +51,7 @@ class CopyDiversity(keras.callbacks.Callback):
 
     Adds `logs["copy_diversity"]` (the mean of `copy_diversity(model)` over
     the MK layers) and, with `per_layer=True`,
-    `logs["copy_diversity/<layer name>"]` at the end of every epoch, so the
+    `logs["copy_diversity/<layer path>"]` at the end of every epoch, so the
     values appear in the `History` and in progress bars. The values are also
     kept in `callback.history` (with the value before training at index 0).
     A diversity that decays to 0 means the copies have collapsed to equal

@@ -16,7 +16,7 @@ MK_ARGS_DOC = """        expansion: int >= 1, the number of kernel copies `e`.
             is expanded and mixed like the kernel.
         copy_initialization: `"replicate"` (default): one draw of the kernel
             initializer copied into every copy. `"independent"`: one draw
-            per copy. See `docs/initialization.md` for the measurement.
+            per copy. Measured in `docs/layers.md`.
         seed: int, None or a `keras.random.SeedGenerator`: the source of
             every random draw of this layer."""
 

@@ -230,22 +230,21 @@ def mix_with_spacings(copies, s):
 
 
 def _torch_mix(copies, s):
-    """PyTorch (no `ops.custom_gradient`): an autograd Function, in place."""
+    """PyTorch (no `ops.custom_gradient`): an autograd Function."""
     import torch
 
     class Mix(torch.autograd.Function):
         @staticmethod
         def forward(ctx, *copies):
-            p = _gaps(s)
-            out = torch.mul(copies[0], p[0])
-            for copy, p_k in zip(copies[1:], p[1:]):
-                out.addcmul_(copy, p_k)
-            ctx.p = p
+            # The telescoping form: exactly W when every copy is W.
+            out = copies[-1].clone()
+            for j in range(len(copies) - 1):
+                out.addcmul_(torch.sub(copies[j], copies[j + 1]), s[j])
             return out
 
         @staticmethod
         def backward(ctx, upstream):
-            return tuple(torch.mul(upstream, p_k) for p_k in ctx.p)
+            return tuple(torch.mul(upstream, p_k) for p_k in _gaps(s))
 
     return Mix.apply(*copies)
 

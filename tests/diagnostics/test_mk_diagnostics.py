@@ -82,3 +82,26 @@ def test_diversity_stays_zero_with_uniform_probabilities():
     model.compile(keras.optimizers.Adam(0.02), LOSS)
     history = model.fit(x, y, epochs=2, verbose=0, callbacks=[CopyDiversity()])
     assert history.history["copy_diversity"] == [0.0, 0.0]
+
+
+def test_diversity_of_a_converted_model_keys_layers_by_unique_path():
+    # KerasHub blocks reuse layer names ("query_projector" in every T5
+    # layer): keyed by name, one block's value would overwrite another's.
+    def block(name):
+        return keras.Sequential(
+            [keras.Input((8,)), keras.layers.Dense(8, name="proj")], name=name
+        )
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = block("block_b")(block("block_a")(inputs))
+    outputs = keras.layers.Dense(3, name="head")(hidden)
+    mk = keras_mk.clone_model(keras.Model(inputs, outputs), seed=0)
+    initial = copy_diversity(mk)
+    assert initial == {"block_a/proj": 0.0, "block_b/proj": 0.0, "head": 0.0}
+    x, y = _data()
+    mk.compile(keras.optimizers.Adam(0.02), LOSS)
+    mk.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    trained = copy_diversity(mk)
+    assert set(trained) == set(initial)
+    assert min(trained.values()) > 0.0

@@ -117,3 +117,32 @@ def test_glue_metrics_match_sklearn_and_scipy():
     assert np.isclose(
         t5_glue.spearman(scores, noisy), stats.spearmanr(scores, noisy)[0]
     )
+
+
+@smoke_only_tensorflow
+def test_convert_pretrained_notebook_ships_models_of_the_original_size():
+    """The notebook example: KerasHub ResNet and T5 from local presets,
+    converted, trained, collapsed; `.tflite` weights equal the original's."""
+    result = _run("convert_pretrained")
+    assert result.returncode == 0, result.stderr[-4000:]
+    weights = {}
+    for line in result.stdout.splitlines():
+        if "(weights: " in line:
+            name = line.split()[2]
+            weights[name] = int(line.split("(weights: ")[1].split()[0])
+    assert set(weights) == {
+        "resnet_original.tflite",
+        "resnet_collapsed.tflite",
+        "t5_original.tflite",
+        "t5_collapsed.tflite",
+    }
+    assert (
+        weights["resnet_collapsed.tflite"] == weights["resnet_original.tflite"]
+    )
+    assert weights["t5_collapsed.tflite"] == weights["t5_original.tflite"]
+    diffs = [
+        float(line.rsplit(" ", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("collapsed vs MK inference: max abs diff")
+    ]
+    assert len(diffs) == 2 and max(diffs) <= 1e-5

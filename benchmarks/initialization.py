@@ -3,7 +3,8 @@
 Trains the same MK MLP on `sklearn.datasets.load_digits` with
 `copy_initialization="replicate"` and `"independent"`, over several seeds,
 and reports test accuracy and loss (mean +/- std). The default of the MK
-layers was chosen from this measurement (`docs/layers.md`, "Initialising the copies").
+layers was chosen from this measurement (`docs/layers.md`, "Initialising
+the copies").
 
     python -m benchmarks.initialization --seeds 5 --epochs 40
 """

@@ -8,7 +8,9 @@ load affects all systems alike, and reports the median time per step.
     KERAS_BACKEND=jax python -m benchmarks.systems_cost [--quick]
 
 Prints a Markdown table and writes JSON (default
-`benchmarks/results/systems_cost_<backend>.json`). On a machine shared with
+`benchmarks/results/systems_cost_<backend>.json`). After running it on each
+backend, `python -m benchmarks.systems_cost --update-docs` rebuilds the
+table in `docs/systems.md` from those files. On a machine shared with
 other jobs, run PyTorch with `OMP_NUM_THREADS=1`: its spinning intra-op
 threads otherwise slow every step down by an order of magnitude.
 """
@@ -65,8 +67,8 @@ def _mlp(kind="dense", seed=0):
     return keras.Sequential([keras.Input((64,)), *hidden, head])
 
 
-def _compiled(model):
-    model.compile(keras.optimizers.Adam(1e-3), LOSS)
+def _compiled(model, learning_rate=1e-3):
+    model.compile(keras.optimizers.Adam(learning_rate), LOSS)
     return model
 
 
@@ -74,6 +76,11 @@ def _systems(x, y):
     """Name -> (list of models to fit for one step each, note)."""
     systems = {}
     systems["BASELINE"] = ([_compiled(_mlp())], "")
+    schedule, epochs = baselines.baseline_schedule(1e-3, 100, 9, long=True)
+    systems["BASELINE-LONG"] = (
+        [_compiled(_mlp(), schedule)],
+        f"BASELINE's step with the step schedule; {epochs / 9:.1f}x the steps",
+    )
     systems["MAJORITY KERNELS (e=3)"] = ([_compiled(_mlp("mk"))], "")
     for name, only in (
         ("ADV-MK, Alg. D.1 (e=3)", True),
@@ -87,6 +94,17 @@ def _systems(x, y):
     systems[f"ENSEMBLE-BASELINE (k={MEMBERS})"] = (
         members,
         f"{MEMBERS} independent trainings",
+    )
+    # k fine-tunings of one pretrained model (the soup is averaged once).
+    pretrained = _mlp(seed=0)
+    ingredients = []
+    for _ in range(MEMBERS):
+        ingredient = keras.models.clone_model(pretrained)
+        ingredient.set_weights(pretrained.get_weights())
+        ingredients.append(_compiled(ingredient))
+    systems[f"MODEL SOUPS (k={MEMBERS})"] = (
+        ingredients,
+        f"{MEMBERS} fine-tunings, then one weight average",
     )
     # Its own teacher: the Distiller freezes it.
     teacher = baselines.Ensemble([_mlp(seed=s) for s in range(MEMBERS)])
@@ -115,7 +133,15 @@ def main():
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--output", default=None)
+    parser.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="rebuild the table in docs/systems.md from the JSON results",
+    )
     args = parser.parse_args()
+    if args.update_docs:
+        update_docs()
+        return
     steps = args.steps or (10 if args.quick else 100)
     repeats = args.repeats or (2 if args.quick else 7)
     backend = keras.backend.backend()
@@ -173,6 +199,63 @@ def main():
     with open(output, "w") as f:
         json.dump(result, f, indent=2)
     print(f"wrote {output}")
+
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+DOCS = os.path.join(os.path.dirname(RESULTS), "..", "docs", "systems.md")
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def docs_table(results):
+    """The Markdown table of `docs/systems.md` from per-backend results."""
+    backends = [b for b in BACKENDS if b in results]
+    header = ["System"] + [f"{b}: ms/step (x BASELINE)" for b in backends]
+    lines = [
+        "| " + " | ".join(header + ["Note"]) + " |",
+        "|---|" + "---:|" * len(backends) + "---|",
+    ]
+    first = results[backends[0]]
+    for i, row in enumerate(first["rows"]):
+        cells = [row["system"]]
+        for b in backends:
+            r = results[b]["rows"][i]
+            assert r["system"] == row["system"], "run every backend again"
+            cells.append(
+                f"{r['ms_per_step']:.2f} ({r['relative_to_baseline']:.2f}x)"
+            )
+        lines.append("| " + " | ".join(cells + [row["note"]]) + " |")
+    runs = "; ".join(
+        f"{b}: {results[b]['steps_per_repeat']} steps x "
+        f"{results[b]['repeats']} repeats"
+        + (
+            f", OMP_NUM_THREADS={results[b]['OMP_NUM_THREADS']}"
+            if results[b]["OMP_NUM_THREADS"]
+            else ""
+        )
+        for b in backends
+    )
+    lines += [
+        "",
+        f"Runs: {runs}. Keras {first['keras']}, {first['machine']}.",
+    ]
+    return "\n".join(lines)
+
+
+def update_docs():
+    results = {}
+    for backend in BACKENDS:
+        path = os.path.join(RESULTS, f"systems_cost_{backend}.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                results[backend] = json.load(f)
+    with open(DOCS) as f:
+        text = f.read()
+    start, end = "<!-- cost-table -->\n", "<!-- /cost-table -->"
+    before, rest = text.split(start)
+    after = rest.split(end)[1]
+    with open(DOCS, "w") as f:
+        f.write(before + start + docs_table(results) + "\n" + end + after)
+    print(f"updated {os.path.normpath(DOCS)}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
+HAND_WRITTEN = "<!-- hand-written -->"
 PAPER = """\
 ## The paper's numbers, for comparison
 
@@ -89,8 +90,16 @@ def build(source):
             shutil.copy(os.path.join(source, name), os.path.join(img, name))
             lines += [f"![{name[:-4]}](img/{name})", ""]
     lines.append(PAPER)
-    with open(os.path.join(HERE, "results.md"), "w") as f:
-        f.write("\n".join(lines))
+    path = os.path.join(HERE, "results.md")
+    # The reading of a run is written by hand below this marker: kept.
+    kept = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            previous = f.read()
+        if HAND_WRITTEN in previous:
+            kept = previous[previous.index(HAND_WRITTEN) :]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":

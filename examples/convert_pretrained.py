@@ -9,7 +9,8 @@
 # `.tflite` files the size of the original models.
 #
 # Presets cannot be downloaded here, so each model is built small from its
-# config and saved as a local preset with `save_to_preset(dir)` first; with
+# config, its weights jittered to stand in for pretrained ones, and saved as
+# a local preset with `save_to_preset(dir)` first; with
 # network access, pass a Kaggle handle (`"resnet_18_imagenet"`,
 # `"t5_small_multi"`) to `from_preset` instead.
 
@@ -39,6 +40,18 @@ def size(path):
     return line
 
 
+def stand_in_for_pretrained(model):
+    """Jitters every weight, as training would: fresh from config, biases
+    are 0 and norm scales 1, which the LiteRT converter folds away (`x + 0`,
+    `x * 1`), so an untrained "original" would export a few ops smaller
+    than any trained model of the same architecture."""
+    for variable in model.weights:
+        value = keras.ops.convert_to_numpy(variable)
+        noise = rng.normal(scale=0.01, size=value.shape)
+        variable.assign((value + noise).astype(value.dtype))
+    return model
+
+
 # %% [markdown]
 # ## 1. A ResNet image classifier from a (local) preset
 
@@ -53,8 +66,8 @@ backbone = keras_hub.models.ResNetBackbone(
     use_pre_activation=False,
     image_shape=(32, 32, 3),
 )
-keras_hub.models.ResNetImageClassifier(
-    backbone=backbone, num_classes=3
+stand_in_for_pretrained(
+    keras_hub.models.ResNetImageClassifier(backbone=backbone, num_classes=3)
 ).save_to_preset(str(OUT / "resnet_preset"))
 
 classifier = keras_hub.models.ImageClassifier.from_preset(
@@ -128,14 +141,16 @@ for name in [
 # selected by a regular expression on layer paths.
 
 # %%
-keras_hub.models.T5Backbone(
-    vocabulary_size=100,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=32,
-    intermediate_dim=64,
-    key_value_dim=16,
-    dropout=0.0,
+stand_in_for_pretrained(
+    keras_hub.models.T5Backbone(
+        vocabulary_size=100,
+        num_layers=2,
+        num_heads=2,
+        hidden_dim=32,
+        intermediate_dim=64,
+        key_value_dim=16,
+        dropout=0.0,
+    )
 ).save_to_preset(str(OUT / "t5_preset"))
 t5 = keras_hub.models.Backbone.from_preset(str(OUT / "t5_preset"))
 

@@ -16,7 +16,13 @@ from keras_mk.conversion import registry
 from keras_mk.layers import mk_layer
 from keras_mk.layers import probabilities as probs
 
-_LAYER_KWARGS = ("probabilities", "concentration", "expand_bias", "seed")
+_LAYER_KWARGS = (
+    "probabilities",
+    "concentration",
+    "expand_bias",
+    "probability_sharing",
+    "seed",
+)
 
 
 def _validated_kwargs(expansion, layer_kwargs):
@@ -58,6 +64,11 @@ def _validated_kwargs(expansion, layer_kwargs):
         ),
         "expand_bias": expand_bias,
         "copy_initialization": "replicate",
+        "probability_sharing": mk_layer._validate_choice(
+            "probability_sharing",
+            layer_kwargs.get("probability_sharing", "element"),
+            mk_layer.PROBABILITY_SHARING,
+        ),
         "seed": seed,
     }
 
@@ -227,9 +238,9 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
             path (`"encoder_layer_0/self_attention/query"`); or a callable
             `layer -> bool`, asked about supported layers only.
         **layer_kwargs: MK layer arguments: `probabilities`,
-            `concentration`, `expand_bias`, `seed`. With an int `seed` the
-            `i`-th converted layer gets `seed + i`, so layers draw
-            independent probabilities.
+            `concentration`, `expand_bias`, `probability_sharing`, `seed`.
+            With an int `seed` the `i`-th converted layer gets `seed + i`,
+            so layers draw independent probabilities.
 
     Returns:
         A new `keras.Model` of the same class, with MK layers.

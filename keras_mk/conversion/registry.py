@@ -26,6 +26,7 @@ MK_ARGUMENTS = (
     "concentration",
     "expand_bias",
     "copy_initialization",
+    "probability_sharing",
     "seed",
 )
 

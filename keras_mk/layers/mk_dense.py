@@ -17,6 +17,14 @@ MK_ARGS_DOC = """        expansion: int >= 1, the number of kernel copies `e`.
         copy_initialization: `"replicate"` (default): one draw of the kernel
             initializer copied into every copy. `"independent"`: one draw
             per copy. Measured in `docs/layers.md`.
+        probability_sharing: what one draw of `p` is shared by.
+            `"element"` (default, the paper's algorithm): a fresh `p` for
+            every kernel element. `"unit"`: one `p` per output unit (per
+            output column of a `Dense` kernel, per filter of a conv), the
+            same for all its inputs. `"layer"`: one `p` for the whole
+            kernel. Fewer random numbers per step (faster where drawing
+            them dominates, see `docs/performance.md`), less noise: not the
+            paper's algorithm.
         seed: int, None or a `keras.random.SeedGenerator`: the source of
             every random draw of this layer."""
 

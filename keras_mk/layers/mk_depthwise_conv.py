@@ -28,19 +28,25 @@ _DOC = """A `{base}` layer with Majority Kernels.
     """
 
 
+class _MKDepthwise(MKLayer):
+    _kernel_initializer_attr = "depthwise_initializer"
+
+    def _output_unit_axes(self, ndim):
+        # (..., input channels, depth multiplier): one output channel each.
+        return (ndim - 2, ndim - 1)
+
+
 @keras.saving.register_keras_serializable(package="keras_mk")
-class MKDepthwiseConv1D(MKLayer, keras.layers.DepthwiseConv1D):
+class MKDepthwiseConv1D(_MKDepthwise, keras.layers.DepthwiseConv1D):
     __doc__ = _DOC.format(
         base="DepthwiseConv1D", mk_args=MK_ARGS_DOC, example_shape="(2, 16, 4)"
     )
-    _kernel_initializer_attr = "depthwise_initializer"
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
-class MKDepthwiseConv2D(MKLayer, keras.layers.DepthwiseConv2D):
+class MKDepthwiseConv2D(_MKDepthwise, keras.layers.DepthwiseConv2D):
     __doc__ = _DOC.format(
         base="DepthwiseConv2D",
         mk_args=MK_ARGS_DOC,
         example_shape="(2, 16, 16, 4)",
     )
-    _kernel_initializer_attr = "depthwise_initializer"

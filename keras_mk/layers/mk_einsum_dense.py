@@ -30,3 +30,10 @@ class MKEinsumDense(MKLayer, keras.layers.EinsumDense):
     >>> layer(np.ones((2, 8)), training=True).shape
     (2, 4)
     """
+
+    def _output_unit_axes(self, ndim):
+        # The kernel axes whose letters appear in the output ("ab,bc->ac":
+        # c); the others are contracted away.
+        operands, output = self.equation.split("->")
+        kernel_spec = operands.split(",")[1].strip()
+        return tuple(i for i, c in enumerate(kernel_spec) if c in output)

@@ -21,6 +21,8 @@ from keras_mk import _keras_private
 from keras_mk.layers import probabilities as probs
 
 COPY_INITIALIZATIONS = ("replicate", "independent")
+# What one draw of `p` is shared by. "element" is the paper's algorithm.
+PROBABILITY_SHARING = ("element", "unit", "layer")
 
 
 def _validate_expansion(expansion):
@@ -90,6 +92,7 @@ class MKLayer:
         concentration=1.0,
         expand_bias=False,
         copy_initialization="replicate",
+        probability_sharing="element",
         seed=None,
         **kwargs,
     ):
@@ -101,6 +104,9 @@ class MKLayer:
         concentration = _validate_concentration(concentration)
         copy_initialization = _validate_choice(
             "copy_initialization", copy_initialization, COPY_INITIALIZATIONS
+        )
+        probability_sharing = _validate_choice(
+            "probability_sharing", probability_sharing, PROBABILITY_SHARING
         )
         if not isinstance(expand_bias, bool):
             raise ValueError(
@@ -120,6 +126,7 @@ class MKLayer:
             expand_bias,
             copy_initialization,
             seed,
+            probability_sharing,
         )
 
     def _mk_configure(
@@ -130,12 +137,14 @@ class MKLayer:
         expand_bias,
         copy_initialization,
         seed,
+        probability_sharing="element",
     ):
         self.expansion = expansion
         self.probabilities = probabilities
         self.concentration = concentration
         self.expand_bias = expand_bias
         self.copy_initialization = copy_initialization
+        self.probability_sharing = probability_sharing
         if isinstance(seed, keras.random.SeedGenerator):
             self.seed = seed.get_config()["seed"]
             self.seed_generator = seed
@@ -297,21 +306,44 @@ class MKLayer:
         """
         self._require_built("sample_probabilities")
         shape = tuple(self._kernel_copies[0].shape)
+        full = (self.expansion,) + shape
         if not self._is_stochastic():
-            return ops.full((self.expansion,) + shape, 1.0 / self.expansion)
+            return ops.full(full, 1.0 / self.expansion)
+        p_shape = self._p_shape(shape, kernel=True)
         if self.concentration == 1.0:
             s = probs.sample_spacings(
-                shape,
+                p_shape,
                 self.expansion,
                 self.seed_generator,
-                hashed=probs.training_uses_hash(shape, self.expansion),
+                hashed=probs.training_uses_hash(p_shape, self.expansion),
             )
-            return probs.spacings_to_probabilities(s)
-        return probs.sample_dirichlet(
-            shape, self.expansion, self.concentration, self.seed_generator
-        )
+            p = probs.spacings_to_probabilities(s)
+        else:
+            p = probs.sample_dirichlet(
+                p_shape, self.expansion, self.concentration, self.seed_generator
+            )
+        return ops.broadcast_to(p, full)
 
-    def _mix(self, copies, training, fixed_p=None):
+    def _output_unit_axes(self, ndim):
+        """The kernel axes that index output units (shared `p` is not)."""
+        return (ndim - 1,)
+
+    def _p_shape(self, shape, kernel):
+        """The shape of one draw of `p` for a kernel (or bias) of `shape`.
+
+        "element": the full shape. "unit": the output-unit axes of the
+        kernel, 1 elsewhere (a bias is all output units). "layer": all 1.
+        """
+        if self.probability_sharing == "element":
+            return shape
+        if self.probability_sharing == "layer":
+            return (1,) * len(shape)
+        if not kernel:
+            return shape
+        axes = self._output_unit_axes(len(shape))
+        return tuple(d if i in axes else 1 for i, d in enumerate(shape))
+
+    def _mix(self, copies, training, fixed_p=None, kernel=True):
         if len(copies) == 1:
             return copies[0]
         if fixed_p is not None:
@@ -319,20 +351,18 @@ class MKLayer:
             return probs.weighted_sum(copies, p)
         if not training or not self._is_stochastic():
             return probs.mean(copies)
+        p_shape = self._p_shape(tuple(copies[0].shape), kernel)
         if self.concentration == 1.0:
             # One per shape: the kernel's, and the bias's if expanded.
-            shape = tuple(copies[0].shape)
-            if shape not in self._sampled_mixes:
-                self._sampled_mixes[shape] = probs.sampled_mix_for(
-                    shape, self.expansion
+            if p_shape not in self._sampled_mixes:
+                self._sampled_mixes[p_shape] = probs.sampled_mix_for(
+                    p_shape, self.expansion
                 )
-            return self._sampled_mixes[shape](copies, self.seed_generator)
-        shape = tuple(copies[0].shape)
-        dtype = copies[0].dtype
+            return self._sampled_mixes[p_shape](copies, self.seed_generator)
         p = probs.sample_dirichlet(
-            shape, self.expansion, self.concentration, self.seed_generator
+            p_shape, self.expansion, self.concentration, self.seed_generator
         )
-        return probs.weighted_sum(copies, ops.cast(p, dtype))
+        return probs.weighted_sum(copies, ops.cast(p, copies[0].dtype))
 
     def call(self, inputs, training=None, probabilities=None):
         """Runs the Keras layer with the mixed (training) or mean kernel.
@@ -353,7 +383,7 @@ class MKLayer:
         bias = None
         if self._bias_copies:
             biases = [v.value for v in self._bias_copies]
-            bias = self._mix(biases, training)
+            bias = self._mix(biases, training, kernel=False)
         previous = self._active
         self._active = (kernel, bias)
         try:
@@ -396,6 +426,7 @@ class MKLayer:
                 "concentration": self.concentration,
                 "expand_bias": self.expand_bias,
                 "copy_initialization": self.copy_initialization,
+                "probability_sharing": self.probability_sharing,
                 "seed": self.seed,
             }
         )

@@ -249,20 +249,22 @@ def _torch_mix(copies, s):
     return Mix.apply(*copies)
 
 
-def sampled_mix(copies, seed_generator):
+def sampled_mix(copies, seed_generator, shape=None):
     """The training kernel `sum_k p_k copies[k]`, `p ~ Dirichlet(1)` fresh.
 
-    Draws the spacings (float32), casts them to the copies' dtype (the
-    compute dtype) and mixes. Consumes one step of `seed_generator`.
+    Draws the spacings (float32) for `p` of `shape` (default: the copies'
+    shape; a shape with 1s shares one `p` along those axes, broadcast),
+    casts them to the copies' dtype (the compute dtype) and mixes. Consumes
+    one step of `seed_generator`.
     """
-    shape = tuple(copies[0].shape)
+    shape = tuple(copies[0].shape) if shape is None else tuple(shape)
     s = sample_spacings(shape, len(copies), seed_generator)
     s = [ops.cast(x, copies[0].dtype) for x in s]
     return mix_with_spacings(copies, s)
 
 
 def sampled_mix_for(shape, expansion):
-    """The fastest `sampled_mix` for kernels of `shape` on this backend.
+    """The fastest `sampled_mix` drawing `p` of `shape` on this backend.
 
     TensorFlow on CPU runs Keras's train step without XLA, so the draw, the
     spacings and the mix would each be a pass over the kernel. There the
@@ -277,7 +279,9 @@ def sampled_mix_for(shape, expansion):
     if keras.backend.backend() != "tensorflow" or not training_uses_hash(
         shape, expansion
     ):
-        return sampled_mix
+        return lambda copies, seed_generator: sampled_mix(
+            copies, seed_generator, shape
+        )
     import tensorflow as tf
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)

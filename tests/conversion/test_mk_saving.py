@@ -96,6 +96,31 @@ def test_t5_backbone_round_trip_keeps_class_weights_and_seeds(mk_t5, tmp_path):
     assert_same_outputs(mk_t5, restored, x)
 
 
+@pytest.mark.parametrize(
+    "builder",
+    [
+        models.resnet_backbone,
+        models.resnet_classifier,
+        models.resnet_v2_backbone,
+    ],
+    ids=[
+        "keras_hub_resnet",
+        "keras_hub_resnet_classifier",
+        "keras_cv_resnet_v2",
+    ],
+)
+def test_resnet_round_trip_keeps_class_weights_and_seeds(builder, tmp_path):
+    mk = keras_mk.clone_model(builder(), seed=0)
+    x = models.images()
+    mk(x, training=True)
+    path = str(tmp_path / "mk_resnet.keras")
+    keras_mk.save_model(mk, path)
+    restored = keras_mk.load_model(path)
+    assert registry.mk_layers_of(restored)
+    assert_same_state(mk, restored)
+    assert_same_outputs(mk, restored, x)
+
+
 def test_weights_only_checkpoint_restores_into_a_fresh_conversion(
     t5, mk_t5, tmp_path
 ):

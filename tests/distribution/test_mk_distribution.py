@@ -141,3 +141,47 @@ def test_model_check_warns_about_rules_matching_nothing():
 def test_rejects_something_else_than_a_layout_map():
     with pytest.raises(TypeError, match="LayoutMap"):
         keras_mk.mk_layout_map({"dense/kernel": (None, "model")})
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="keras.distribution is JAX-only")
+def test_layout_map_derived_from_keras_hub_get_layout_map():
+    """KerasHub's own layout rules, for a small Gemma built from config:
+    the plain rules miss the copies silently, the derived ones lay every
+    copy out like its kernel and leave no rule unmatched."""
+    import keras_hub
+
+    from keras_mk.distribution import copy_source_path
+
+    devices = keras.distribution.list_devices()[:1]
+    mesh = keras.distribution.DeviceMesh(
+        (1, 1), ["batch", "model"], devices=devices
+    )
+    plain_map = keras_hub.models.GemmaBackbone.get_layout_map(mesh)
+    gemma = keras_hub.models.GemmaBackbone(
+        vocabulary_size=64,
+        num_layers=2,
+        num_query_heads=2,
+        num_key_value_heads=1,
+        hidden_dim=16,
+        intermediate_dim=32,
+        head_dim=8,
+    )
+    mk = keras_mk.clone_model(gemma, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a rule matching nothing warns
+        derived = keras_mk.mk_layout_map(plain_map, model=mk)
+    copies = [v.path for v in mk.variables if copy_source_path(v.path)]
+    # 2 blocks x (query, key, value, attention_output, ffw_gating,
+    # ffw_gating_2, ffw_linear) x 2 extra copies.
+    assert len(copies) == 2 * 7 * 2
+
+    def axes(layout_map, path):
+        layout = layout_map[path]
+        return None if layout is None else tuple(layout.axes)
+
+    for path in copies:
+        kernel = copy_source_path(path)
+        assert axes(derived, kernel) is not None
+        assert axes(derived, path) == axes(derived, kernel)
+        assert axes(derived, kernel) == axes(plain_map, kernel)
+        assert axes(plain_map, path) != axes(plain_map, kernel)

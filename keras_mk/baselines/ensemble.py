@@ -1,6 +1,9 @@
 """ENSEMBLE-BASELINE and DISTILLED-BASELINE."""
 
+import warnings
+
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -129,7 +132,7 @@ def distillation_baseline(
             "`temperature` must be a number > 0. "
             f"Received: temperature={temperature!r}"
         )
-    return keras.distillation.Distiller(
+    distiller = keras.distillation.Distiller(
         teacher=teacher,
         student=student,
         # An explicit `KLDivergence` instance: Keras 3.15 turns the default
@@ -141,3 +144,35 @@ def distillation_baseline(
         student_loss_weight=student_loss_weight,
         **kwargs,
     )
+    _build_like(distiller, student)
+    return distiller
+
+
+def _build_like(distiller, student):
+    """Builds the distiller with one inference call shaped like the student.
+
+    Keras's `BackupAndRestore` (and anything else that saves before the
+    first step) refuses an unbuilt model; a `Distiller` is only built by
+    its first call. An inference call on zeros has no side effects.
+    """
+    try:
+        structure = student.input  # Functional: the nested structure.
+    except (AttributeError, ValueError):
+        # Sequential (never called) only knows its flat `inputs`; a
+        # subclassed student has neither and is built by `fit`.
+        inputs = getattr(student, "inputs", None)
+        if not inputs:
+            return
+        structure = inputs[0] if len(inputs) == 1 else inputs
+
+    def zeros(tensor):
+        shape = [1 if d is None else d for d in tensor.shape]
+        return np.zeros(shape, tensor.dtype)
+
+    with warnings.catch_warnings():
+        # The Distiller defines no `build` (it has no weights of its own):
+        # Keras warns when its first call marks it built. It just ran.
+        warnings.filterwarnings(
+            "ignore", message=".*does not have a `build\\(\\)` method"
+        )
+        distiller(keras.tree.map_structure(zeros, structure), training=False)

@@ -42,3 +42,20 @@ def test_student_learns_teacher_from_distillation_loss_alone():
         np.argmax(student.predict(x, verbose=0), -1) == teacher_labels
     )
     assert after > 0.85 and after > before + 0.3
+
+
+def test_distiller_is_built_so_backup_and_restore_accepts_it(tmp_path):
+    # `keras.callbacks.BackupAndRestore` refuses an unbuilt model; a plain
+    # `keras.distillation.Distiller` is unbuilt until its first step.
+    distiller = baselines.distillation_baseline(
+        baselines.Ensemble([mlp(1), mlp(2)]), mlp(3)
+    )
+    assert distiller.built
+    distiller.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    x = np.random.default_rng(0).normal(size=(32, 8)).astype("float32")
+    y = np.random.default_rng(1).integers(0, 5, size=(32,))
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    history = distiller.fit(x, y, epochs=2, verbose=0, callbacks=[backup])
+    assert len(history.history["loss"]) == 2

@@ -56,22 +56,37 @@ smoke_only_tensorflow = pytest.mark.skipif(
 
 
 @smoke_only_tensorflow
-def test_resnet_imagenet_smoke(tmp_path):
-    data, text = _smoke("resnet_imagenet", tmp_path)
+def test_resnet_imagenet_smoke_all_algorithms_then_resume(tmp_path):
+    every = ["baseline", "baseline-long", "mk", "adv-mk", "ensemble"]
+    every.append("distilled")
+    data, text = _smoke("resnet_imagenet", tmp_path, "--algorithms", *every)
     rows = {r["algorithm"]: r for r in data["summary"]}
-    assert set(rows) == {"BASELINE", "MAJORITY KERNELS", "ENSEMBLE"}
+    assert set(rows) == {
+        "BASELINE",
+        "BASELINE-LONG",
+        "MAJORITY KERNELS",
+        "ADV-MK",
+        "ENSEMBLE",
+        "DISTILLED",
+    }
     baseline = rows["BASELINE"]["inference_params"]
-    assert rows["MAJORITY KERNELS"]["inference_params"] == baseline
+    for name in ("BASELINE-LONG", "MAJORITY KERNELS", "ADV-MK", "DISTILLED"):
+        assert rows[name]["inference_params"] == baseline
     assert rows["ENSEMBLE"]["inference_params"] == 2 * baseline
     for row in rows.values():
         assert 0.0 <= row["test_accuracy_mean"] <= 1.0
         assert f"| {row['algorithm']} |" in text
+    # Rerunning the same command resumes: every run is recorded already,
+    # nothing trains again.
+    runs = (tmp_path / "runs.jsonl").read_text()
+    _smoke("resnet_imagenet", tmp_path, "--algorithms", *every)
+    assert (tmp_path / "runs.jsonl").read_text() == runs
 
 
 @smoke_only_tensorflow
-def test_t5_glue_smoke(tmp_path):
-    # One task keeps CI within budget; the metrics are pinned below.
-    data, text = _smoke("t5_glue", tmp_path, "--tasks", "rte")
+def test_t5_glue_smoke_classification_and_regression_then_resume(tmp_path):
+    # RTE (accuracy) and STS-B (Pearson/Spearman: the regression head).
+    data, text = _smoke("t5_glue", tmp_path, "--tasks", "rte", "stsb")
     rows = {r["algorithm"]: r for r in data["summary"]}
     assert set(rows) == {
         "BASELINE",
@@ -80,13 +95,23 @@ def test_t5_glue_smoke(tmp_path):
         "SOUP-GREEDY",
     }
     for row in rows.values():
-        assert set(row["tasks"]) == {"rte"}
-        assert "accuracy" in row["tasks"]["rte"]
+        assert set(row["tasks"]) == {"rte", "stsb"}
+        assert 0.0 <= row["tasks"]["rte"]["accuracy"]["mean"] <= 1.0
+        stsb = row["tasks"]["stsb"]
+        # Exactly 0 is the guard for constant predictions (all inputs
+        # tokenised alike): the evaluation would measure nothing.
+        assert stsb["pearson"]["mean"] != 0.0
+        assert -1.0 <= stsb["spearman"]["mean"] <= 1.0
     runs = {(r["task"], r["algorithm"]): r for r in data["runs"]}
-    baseline = runs[("rte", "BASELINE")]["inference_params"]
-    for name in rows:
-        assert runs[("rte", name)]["inference_params"] == baseline
-    assert "rte accuracy" in text
+    for task in ("rte", "stsb"):
+        baseline = runs[(task, "BASELINE")]["inference_params"]
+        for name in rows:
+            assert runs[(task, name)]["inference_params"] == baseline
+    assert "rte accuracy" in text and "stsb pearson" in text
+    # Rerunning the same command resumes: nothing trains again.
+    recorded = (tmp_path / "runs.jsonl").read_text()
+    _smoke("t5_glue", tmp_path, "--tasks", "rte", "stsb")
+    assert (tmp_path / "runs.jsonl").read_text() == recorded
 
 
 def test_glue_metrics_match_sklearn_and_scipy():

@@ -14,7 +14,14 @@ import shutil
 import subprocess
 import sys
 
-SUBPACKAGES = ("layers", "conversion", "training", "baselines", "diagnostics")
+SUBPACKAGES = (
+    "layers",
+    "conversion",
+    "training",
+    "baselines",
+    "diagnostics",
+    "distribution",
+)
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

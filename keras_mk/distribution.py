@@ -22,6 +22,8 @@ import warnings
 
 import keras
 
+__all__ = ["copy_source_path", "mk_layout_map"]
+
 _COPY_SUFFIX = r"_copy_[1-9][0-9]*"
 # Paths of MK copy variables: they end in `<name>_copy_<k>`.
 _COPY_PATH = re.compile(r".*" + _COPY_SUFFIX)

@@ -110,6 +110,16 @@ def test_t5_backbone_from_local_preset_reaches_all_36_dense_layers(t5, mk_t5):
         )
 
 
+def test_t5_backbone_original_is_untouched_byte_for_byte(t5):
+    config = json.dumps(t5.get_config(), sort_keys=True, default=str)
+    before = models.weights_snapshot(t5)
+    mk = keras_mk.clone_model(t5, seed=3)
+    mk(models.t5_inputs(), training=True)  # and training the copy
+    models.assert_same_weights(t5, before)
+    assert json.dumps(t5.get_config(), sort_keys=True, default=str) == config
+    assert not registry.mk_layers_of(t5)
+
+
 @pytest.mark.parametrize(
     "builder, count",
     [

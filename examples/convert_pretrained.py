@@ -133,6 +133,17 @@ for name in [
     print(size(OUT / name))
 
 # %% [markdown]
+# The LiteRT interpreter runs the deployed file and agrees with Keras.
+
+# %%
+sample = images[:8]
+litert_out = litert.run_tflite(str(OUT / "resnet_collapsed.tflite"), sample)
+keras_out = keras.ops.convert_to_numpy(small.predict(sample, verbose=0))
+print(
+    f"LiteRT vs Keras: max abs diff {np.abs(litert_out - keras_out).max():.2e}"
+)
+
+# %% [markdown]
 # ## 2. A T5 backbone from a (local) preset
 #
 # The Dense layers of a `T5Backbone` live inside `T5TransformerLayer` and

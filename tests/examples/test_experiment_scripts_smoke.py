@@ -171,3 +171,9 @@ def test_convert_pretrained_notebook_ships_models_of_the_original_size():
         if line.startswith("collapsed vs MK inference: max abs diff")
     ]
     assert len(diffs) == 2 and max(diffs) <= 1e-5
+    litert = [
+        float(line.rsplit(" ", 1)[1])
+        for line in result.stdout.splitlines()
+        if line.startswith("LiteRT vs Keras: max abs diff")
+    ]
+    assert len(litert) == 1 and litert[0] <= 1e-4

@@ -229,36 +229,44 @@ def mix_with_spacings(copies, s):
     return mix(*copies)
 
 
+_TORCH_MIX = []
+
+
 def _torch_mix(copies, s):
     """PyTorch (no `ops.custom_gradient`): an autograd Function."""
-    import torch
+    if not _TORCH_MIX:  # defined once: a training call is on the hot path
+        import torch
 
-    class Mix(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, *copies):
-            # The telescoping form: exactly W when every copy is W.
-            out = copies[-1].clone()
-            for j in range(len(copies) - 1):
-                out.addcmul_(torch.sub(copies[j], copies[j + 1]), s[j])
-            return out
+        class Mix(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, s, *copies):
+                ctx.s = s
+                # The telescoping form: exactly W when every copy is W.
+                out = copies[-1].clone()
+                for j in range(len(copies) - 1):
+                    out.addcmul_(torch.sub(copies[j], copies[j + 1]), s[j])
+                return out
 
-        @staticmethod
-        def backward(ctx, upstream):
-            return tuple(torch.mul(upstream, p_k) for p_k in _gaps(s))
+            @staticmethod
+            def backward(ctx, upstream):
+                grads = (torch.mul(upstream, p_k) for p_k in _gaps(ctx.s))
+                return (None, *grads)
 
-    return Mix.apply(*copies)
+        _TORCH_MIX.append(Mix)
+    return _TORCH_MIX[0].apply(list(s), *copies)
 
 
-def sampled_mix(copies, seed_generator, shape=None):
+def sampled_mix(copies, seed_generator, shape=None, hashed=None):
     """The training kernel `sum_k p_k copies[k]`, `p ~ Dirichlet(1)` fresh.
 
     Draws the spacings (float32) for `p` of `shape` (default: the copies'
     shape; a shape with 1s shares one `p` along those axes, broadcast),
     casts them to the copies' dtype (the compute dtype) and mixes. Consumes
-    one step of `seed_generator`.
+    one step of `seed_generator` (or uses a seed-state tensor). `hashed` is
+    passed to `uniforms`.
     """
     shape = tuple(copies[0].shape) if shape is None else tuple(shape)
-    s = sample_spacings(shape, len(copies), seed_generator)
+    s = sample_spacings(shape, len(copies), seed_generator, hashed)
     s = [ops.cast(x, copies[0].dtype) for x in s]
     return mix_with_spacings(copies, s)
 
@@ -286,9 +294,7 @@ def sampled_mix_for(shape, expansion):
 
     @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
     def compiled(state, *copies):
-        s = sample_spacings(shape, len(copies), state, hashed=True)
-        s = [ops.cast(x, copies[0].dtype) for x in s]
-        return mix_with_spacings(list(copies), s)
+        return sampled_mix(list(copies), state, shape, hashed=True)
 
     def fused(copies, seed_generator):
         return compiled(seed_generator.next(), *copies)

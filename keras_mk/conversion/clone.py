@@ -10,6 +10,8 @@ and it reaches layers that a subclassed layer creates in `__init__`, which
 
 import re
 
+import keras
+
 from keras_mk import _keras_private
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
@@ -266,6 +268,10 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
     return copy
 
 
+def _is_layer(value):
+    return isinstance(value, keras.layers.Layer)
+
+
 def clone_function(expansion=3, **layer_kwargs):
     """A `clone_function` for `keras.models.clone_model`.
 
@@ -291,6 +297,17 @@ def clone_function(expansion=3, **layer_kwargs):
     ...     model, clone_function=keras_mk.clone_function(expansion=3)
     ... )
     """
+    if _is_layer(expansion):
+        # Passed uncalled (`clone_function=keras_mk.clone_function`): Keras
+        # calls it with each layer. Use the default MK arguments.
+        if layer_kwargs:
+            raise TypeError(
+                "`keras_mk.clone_function` was called with a layer and MK "
+                "arguments. Call it with the MK arguments first: "
+                "`clone_function=keras_mk.clone_function(expansion=3)`. "
+                f"Received: {sorted(layer_kwargs)}"
+            )
+        return clone_function()(expansion)
     kwargs = _validated_kwargs(expansion, layer_kwargs)
     counter = [0]
 

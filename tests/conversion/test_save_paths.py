@@ -1,0 +1,204 @@
+"""Every way a Keras user saves an MK model round-trips (issue 10, item 7).
+
+`model.save`, `ModelCheckpoint` (full and weights only), `BackupAndRestore`
+and KerasHub `save_to_preset`, on a KerasHub backbone whose MK layers its
+config cannot describe: each file loads back exactly through
+`keras_mk.load_model` (or `load_weights` into the same conversion).
+"""
+
+import os
+
+import conftest as models
+import keras
+import numpy as np
+import pytest
+
+import keras_mk
+from keras_mk.conversion import registry
+
+keras_hub = pytest.importorskip("keras_hub")
+
+BERT = dict(
+    vocabulary_size=30,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=8,
+    intermediate_dim=16,
+    max_sequence_length=8,
+    dropout=0.0,
+)
+
+
+def bert_inputs(batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "token_ids": rng.integers(1, 30, (batch, 8)),
+        "segment_ids": np.zeros((batch, 8), "int32"),
+        "padding_mask": np.ones((batch, 8), bool),
+    }
+
+
+def assert_same_variables(a, b):
+    assert len(a.variables) == len(b.variables)
+    for x, y in zip(a.variables, b.variables):
+        assert tuple(x.shape) == tuple(y.shape)
+        np.testing.assert_array_equal(models.numpy(x), models.numpy(y))
+
+
+def assert_same_outputs(a, b, x):
+    for training in (False, True):
+        ya, yb = a(x, training=training), b(x, training=training)
+        for k in ya:
+            np.testing.assert_array_equal(
+                models.numpy(ya[k]), models.numpy(yb[k])
+            )
+
+
+@pytest.fixture()
+def mk_bert():
+    mk = keras_mk.clone_model(keras_hub.models.BertBackbone(**BERT), seed=0)
+    mk(bert_inputs(), training=True)  # move the seed states
+    return mk
+
+
+def test_model_save_of_a_converted_backbone_loads_exactly(mk_bert, tmp_path):
+    path = str(tmp_path / "m.keras")
+    mk_bert.save(path)
+    restored = keras_mk.load_model(path)
+    assert type(restored) is type(mk_bert)
+    assert len(registry.mk_layers_of(restored)) == len(
+        registry.mk_layers_of(mk_bert)
+    )
+    assert_same_variables(mk_bert, restored)
+    assert_same_outputs(mk_bert, restored, bert_inputs())
+
+
+def test_save_to_preset_loads_exactly(mk_bert, tmp_path):
+    directory = str(tmp_path / "preset")
+    mk_bert.save_to_preset(directory)
+    restored = keras_mk.load_model(directory)
+    assert type(restored) is type(mk_bert)
+    assert_same_variables(mk_bert, restored)
+    # The plain KerasHub loader refuses (it cannot know the MK layers).
+    with pytest.raises(ValueError):
+        keras_hub.models.Backbone.from_preset(directory)
+
+
+def test_weights_only_files_load_into_the_same_conversion(mk_bert, tmp_path):
+    path = str(tmp_path / "w.weights.h5")
+    mk_bert.save_weights(path)
+    fresh = keras_mk.clone_model(keras_hub.models.BertBackbone(**BERT), seed=0)
+    fresh.load_weights(path)
+    assert_same_variables(mk_bert, fresh)
+
+
+def classifier():
+    backbone = keras_hub.models.BertBackbone(**BERT)
+    task = keras_hub.models.BertTextClassifier(
+        backbone, num_classes=2, preprocessor=None, dropout=0.0
+    )
+    mk = keras_mk.clone_model(task, seed=0)
+    mk.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    return mk
+
+
+def data(n=16):
+    x = bert_inputs(n, seed=3)
+    y = np.random.default_rng(4).integers(0, 2, n)
+    return x, y
+
+
+def part(x, lo, hi):
+    return {k: v[lo:hi] for k, v in x.items()}
+
+
+@pytest.mark.parametrize("weights_only", [False, True])
+def test_task_checkpoint_mid_training_resumes_like_uninterrupted(
+    weights_only, tmp_path
+):
+    x, y = data()
+    suffix = ".weights.h5" if weights_only else ".keras"
+    path = str(tmp_path / f"ckpt{suffix}")
+    interrupted = classifier()
+    callback = keras.callbacks.ModelCheckpoint(
+        path, save_weights_only=weights_only
+    )
+    interrupted.fit(
+        part(x, 0, 8), y[:8], batch_size=4, shuffle=False, verbose=0,
+        callbacks=[callback],
+    )  # fmt: skip
+    if weights_only:
+        resumed = classifier()
+        resumed.optimizer.build(resumed.trainable_variables)
+        resumed.load_weights(path)
+    else:
+        resumed = keras_mk.load_model(path)
+    assert int(resumed.optimizer.iterations.value) == 2
+    resumed.fit(part(x, 8, 16), y[8:], batch_size=4, shuffle=False, verbose=0)
+
+    uninterrupted = classifier()
+    uninterrupted.fit(x, y, batch_size=4, shuffle=False, verbose=0)
+    assert_same_variables(uninterrupted, resumed)
+    for a, b in zip(
+        uninterrupted.optimizer.variables, resumed.optimizer.variables
+    ):
+        np.testing.assert_array_equal(models.numpy(a), models.numpy(b))
+
+
+def test_backup_and_restore_resumes_like_uninterrupted(tmp_path):
+    x, y = data()
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 0:
+                raise RuntimeError("interrupted")
+
+    backup = str(tmp_path / "backup")
+    interrupted = classifier()
+    with pytest.raises(RuntimeError, match="interrupted"):
+        interrupted.fit(
+            x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+            callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()],
+        )  # fmt: skip
+    assert os.listdir(backup)
+    resumed = classifier()
+    resumed.fit(
+        x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(backup)],
+    )  # fmt: skip
+    uninterrupted = classifier()
+    uninterrupted.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    assert_same_variables(uninterrupted, resumed)
+
+
+def test_mk_weights_into_a_plain_model_fail_loudly(mk_bert, tmp_path):
+    path = str(tmp_path / "mk.weights.h5")
+    mk_bert.save_weights(path)
+    plain = keras_hub.models.BertBackbone(**BERT)
+    with pytest.raises(ValueError, match="could not be loaded|expected"):
+        plain.load_weights(path)
+
+
+def test_plain_checkpoint_starts_an_mk_model_with_replicated_copies(
+    tmp_path,
+):
+    plain = models.nested_functional()
+    path = str(tmp_path / "plain.weights.h5")
+    plain.save_weights(path)
+    other = models.nested_functional()  # other initial weights
+    mk = keras_mk.clone_model(other, seed=0)
+    mk.load_weights(path)
+    for _, layer in registry.mk_layers_of(mk):
+        first = models.numpy(layer.kernel_copies[0])
+        for copy in layer.kernel_copies[1:]:
+            np.testing.assert_array_equal(models.numpy(copy), first)
+    x = np.random.default_rng(0).normal(size=(2, 8, 4)).astype("float32")
+    np.testing.assert_allclose(
+        models.numpy(mk(x, training=True)),
+        models.numpy(plain(x)),
+        rtol=1e-5,
+        atol=1e-6,
+    )

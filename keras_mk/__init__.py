@@ -20,8 +20,11 @@ from keras_mk.conversion import load_model
 from keras_mk.conversion import save_model
 from keras_mk.distribution import mk_layout_map
 from keras_mk.layers import MKConv1D
+from keras_mk.layers import MKConv1DTranspose
 from keras_mk.layers import MKConv2D
+from keras_mk.layers import MKConv2DTranspose
 from keras_mk.layers import MKConv3D
+from keras_mk.layers import MKConv3DTranspose
 from keras_mk.layers import MKDense
 from keras_mk.layers import MKDepthwiseConv1D
 from keras_mk.layers import MKDepthwiseConv2D

@@ -7,6 +7,7 @@ Everything private lives here, so a Keras upgrade touches one file.
 
 import contextlib
 import inspect
+import sys
 
 import keras
 
@@ -61,3 +62,91 @@ def refresh_call_signature(layer):
     layer._call_has_context_arg = {
         arg: arg in names for arg in layer._call_context_args
     }
+
+
+def no_autocast():
+    """A scope in which variables read in their own dtype (no autocast)."""
+    from keras.src.backend.common.variables import AutocastScope
+
+    return AutocastScope(None)
+
+
+# (module file, function) of the saves that write a config beside the
+# weights: Keras's `.keras` archive and KerasHub's preset.
+_CONFIG_WRITING_SAVES = (
+    ("saving_lib", "_save_model_to_fileobj"),
+    ("saving_lib", "_save_model_to_dir"),
+    ("preset_utils", "save_backbone"),
+)
+
+
+def in_config_writing_save():
+    """True inside a save that writes a config too (not weights only).
+
+    Keras offers no hook telling a layer's `save_own_variables` whether
+    its config is written beside it; the saving functions on the stack do.
+    """
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        for module, function in _CONFIG_WRITING_SAVES:
+            if code.co_name == function and module in code.co_filename:
+                return True
+        frame = frame.f_back
+    return False
+
+
+def set_instance_method(obj, name, function):
+    """Binds `function` as `obj.name` for this instance only.
+
+    Keras itself wraps `build` and `quantize` per instance in
+    `Layer.__new__`; a class swap leaves those wrappers bound to the old
+    class, so conversion re-binds them.
+    """
+    object.__setattr__(obj, name, function)
+
+
+def drop_instance_method(obj, name):
+    """Removes a per-instance method, so the class's method is used."""
+    obj.__dict__.pop(name, None)
+
+
+def untrack(layer, objects):
+    """Removes variables or seed generators from a built layer's state."""
+    with unlocked_state(layer):
+        for obj in objects:
+            layer._tracker.untrack(obj)
+    if keras.backend.backend() == "torch":
+        layer._track_variables()
+
+
+def object_sharing_scope():
+    """Keras's scope that keeps a layer used twice one object through a
+    serialize/deserialize round trip (as `.keras` files do)."""
+    from keras.src.saving.serialization_lib import ObjectSharingScope
+
+    return ObjectSharingScope()
+
+
+def rewrap_quantize(layer):
+    """Gives a layer whose class was swapped its new class's `quantize`.
+
+    `Layer.__new__` binds a per-instance wrapper around the class's
+    `quantize` (argument checks, unlocking the tracker); after a class
+    swap it still calls the old class's method. This rebuilds the wrapper
+    as Keras does.
+    """
+    from keras.src.quantizers.quantization_config import (
+        validate_and_resolve_config,
+    )
+
+    drop_instance_method(layer, "quantize")
+    method = layer.quantize
+
+    def quantize(mode=None, config=None, **kwargs):
+        config = validate_and_resolve_config(mode, config)
+        layer._check_quantize_args(config.mode, layer.compute_dtype)
+        with unlocked_state(layer):
+            method(mode=config.mode, config=config, **kwargs)
+
+    set_instance_method(layer, "quantize", quantize)

@@ -9,12 +9,14 @@ and it reaches layers that a subclassed layer creates in `__init__`, which
 """
 
 import re
+import warnings
 
 import keras
 
 from keras_mk import _keras_private
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
+from keras_mk.conversion import save_guard
 from keras_mk.layers import mk_layer
 from keras_mk.layers import probabilities as probs
 
@@ -164,6 +166,9 @@ def convert_layer(layer, mk_kwargs):
             layer._bias = bias
         layer._mk_configure(**mk_kwargs)
         _keras_private.refresh_call_signature(layer)
+        # Keras bound a `quantize` wrapper of the plain class to the
+        # instance; the MK class's refuses instead.
+        _keras_private.drop_instance_method(layer, "quantize")
     layer._add_copies("replicate")
 
 
@@ -265,7 +270,26 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
     copy = model_checks.copy_model(model)
     model_checks.copy_variables(model, copy, "convert")
     convert_layers(copy, plan)
-    return copy
+    warn_left_plain(copy)
+    return save_guard.guard_saves(copy)
+
+
+def warn_left_plain(model):
+    """Warns about kernel layers that have no MK version (left plain)."""
+    unsupported = [
+        (path, name, reason)
+        for path, name, reason in registry.left_plain(model, kernels_only=True)
+        if reason != registry.NOT_SELECTED
+    ]
+    if unsupported:
+        listed = "; ".join(f"'{p}' ({n}: {r})" for p, n, r in unsupported)
+        warnings.warn(
+            f"{len(unsupported)} layers with kernels were left plain in "
+            f"model '{model.name}': {listed}. They train as in the original "
+            "model. See `keras_mk.conversion_summary(model)`.",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _is_layer(value):
@@ -311,18 +335,36 @@ def clone_function(expansion=3, **layer_kwargs):
     kwargs = _validated_kwargs(expansion, layer_kwargs)
     counter = [0]
 
-    def clone(layer):
-        new = layer.__class__.from_config(layer.get_config())
-        if layer.built and layer.weights:
-            new.build_from_config(layer.get_build_config())
-            new.set_weights(layer.get_weights())
-        if registry.mk_class_for(layer) is None or not layer.built:
-            return new
-        _check_convertible(layer.name, layer)
+    def convert(path, layer):
+        _check_convertible(path, layer)
         seed = kwargs["seed"]
         layer_seed = None if seed is None else seed + counter[0]
         counter[0] += 1
-        convert_layer(new, dict(kwargs, seed=layer_seed))
+        convert_layer(layer, dict(kwargs, seed=layer_seed))
+
+    def clone(layer):
+        new = layer.__class__.from_config(layer.get_config())
+        if not isinstance(layer, keras.layers.Layer):
+            return new  # an operation on KerasTensors (`x + 1.0`)
+        if layer.built and layer.weights:
+            new.build_from_config(layer.get_build_config())
+            new.set_weights(layer.get_weights())
+        if not layer.built:
+            return new
+        if registry.mk_class_for(layer) is not None:
+            convert(layer.name, new)
+            return new
+        # Kernel layers inside a wrapper (`TimeDistributed`) or a layer
+        # that builds its own (`MultiHeadAttention`).
+        nested = [
+            (f"{layer.name}/{path}", sublayer)
+            for path, sublayer in registry.iter_layers(new)
+            if registry.mk_class_for(sublayer) is not None
+        ]
+        for path, sublayer in nested:
+            convert(path, sublayer)
+        if nested:
+            save_guard.mark_undescribed(new)
         return new
 
     return clone

@@ -9,6 +9,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mk import _keras_private
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.layers import probabilities as probs
@@ -87,14 +88,41 @@ def collapse(model):
     model_checks.check_model(model, "collapse")
     _check_finite(model)
     copy = model_checks.copy_model(model, plain_config)
-    for path, layer in registry.iter_layers(copy):
-        if registry.is_mk_layer(layer):
-            raise ValueError(
-                f"Cannot collapse model '{model.name}': layer '{path}' is "
-                "still an MK layer after rebuilding from the config."
-            )
+    # A model whose class creates MK layers itself (`MKDense(...)` in a
+    # subclassed model's `__init__`) rebuilds them: make them plain here.
+    for _, layer in registry.mk_layers_of(copy):
+        to_plain_layer(layer)
     _assign_variables(model, copy)
     return copy
+
+
+def to_plain_layer(layer):
+    """Turns an MK layer into its plain Keras layer, in place.
+
+    Copy 0 becomes the kernel (and bias); the other copies and the seed
+    state are dropped. The caller assigns the mean afterwards.
+    """
+    plain_class = registry.plain_class_for(layer)
+    kernel, bias = layer._kernel_copies[0], getattr(layer, "_bias", None)
+    extra = layer._kernel_copies[1:] + layer._bias_copies[1:]
+    if layer.seed_generator is not None:
+        extra.append(layer.seed_generator)
+    _keras_private.untrack(layer, extra)
+    kernel.regularizer = getattr(layer, layer._kernel_regularizer_attr, None)
+    if bias is not None:
+        bias.regularizer = getattr(layer, "bias_regularizer", None)
+    with _keras_private.unlocked_state(layer):
+        layer.__class__ = plain_class
+        for name, value in (("kernel", kernel), ("bias", bias)):
+            layer.__dict__.pop(name, None)
+            layer.__dict__.pop("_" + name, None)
+            # `Dense` reads `kernel` through a property over `_kernel`;
+            # `DepthwiseConv2D` keeps it as a plain attribute.
+            if isinstance(getattr(plain_class, name, None), property):
+                name = "_" + name
+            layer.__dict__[name] = value
+        _keras_private.refresh_call_signature(layer)
+    _keras_private.rewrap_quantize(layer)
 
 
 def _assign_variables(model, copy):
@@ -110,12 +138,12 @@ def _assign_variables(model, copy):
             if copies:
                 extra.update(id(v) for v in copies[1:])
                 means[id(copies[0])] = probs.mean([v.value for v in copies])
-        extra.add(id(layer.seed_generator.state))
+        if layer.seed_generator is not None:
+            extra.add(id(layer.seed_generator.state))
     sources = [v for v in model.variables if id(v) not in extra]
     targets = copy.variables
-    if [(v.name, tuple(v.shape)) for v in sources] != [
-        (v.name, tuple(v.shape)) for v in targets
-    ]:
+    signature = model_checks.variable_signature
+    if signature(sources) != signature(targets):
         raise ValueError(
             f"Cannot collapse model '{model.name}': the plain model rebuilt "
             "from its config has different variables. Does every custom "

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_mk import _keras_private
 from keras_mk.conversion import registry
 
 
@@ -31,20 +32,17 @@ def copy_model(model, config_transform=None):
     Returns:
         The new, built, uncompiled model.
     """
-    config = keras.saving.serialize_keras_object(model)
+    if _repeats_a_layer(model):
+        return _copy_sequential(model, config_transform)
+    with _keras_private.object_sharing_scope():
+        config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)
     if config_transform is not None:
         config = config_transform(config)
-    # The model's own classes resolve even when they are not registered
-    # (a subclassed model defined in a notebook), as `clone_model` allows.
-    classes = [model] + [layer for _, layer in registry.iter_layers(model)]
-    custom_objects = {
-        keras.saving.get_registered_name(type(obj)): type(obj)
-        for obj in classes
-    }
-    copy = keras.saving.deserialize_keras_object(
-        config, custom_objects=custom_objects
-    )
+    with _keras_private.object_sharing_scope():
+        copy = keras.saving.deserialize_keras_object(
+            config, custom_objects=_own_classes(model)
+        )
     if not copy.built:
         raise ValueError(
             f"Model '{model.name}' could not be rebuilt from its config "
@@ -54,11 +52,66 @@ def copy_model(model, config_transform=None):
     return copy
 
 
+def _repeats_a_layer(model):
+    if type(model) is not keras.Sequential:
+        return False
+    return len({id(layer) for layer in model.layers}) < len(model.layers)
+
+
+def _copy_sequential(model, config_transform):
+    """A Sequential that uses one layer twice: a config cannot say so."""
+    copies = {}
+    for layer in model.layers:
+        if id(layer) not in copies:
+            config = keras.saving.serialize_keras_object(layer)
+            if config_transform is not None:
+                config = config_transform(config)
+            copies[id(layer)] = keras.saving.deserialize_keras_object(
+                config, custom_objects=_own_classes(model)
+            )
+    (inputs,) = model.inputs
+    spec = keras.Input(
+        batch_shape=inputs.shape, dtype=inputs.dtype, name=inputs.name
+    )
+    return keras.Sequential(
+        [spec] + [copies[id(layer)] for layer in model.layers],
+        name=model.name,
+        trainable=model.trainable,
+    )
+
+
+def _own_classes(model):
+    """The user's classes of `model` that are not registered, by name.
+
+    A subclassed model defined in a notebook resolves, as in
+    `keras.models.clone_model`. Keras's own classes and operations resolve
+    by module and are left out: an op (`x + 3.0` is `ops.Add`) and a layer
+    (`layers.Add`) can share a class name.
+    """
+    classes = {}
+    for obj in [model] + [layer for _, layer in registry.iter_layers(model)]:
+        cls = type(obj)
+        if cls.__module__.split(".")[0] in ("keras", "keras_mk"):
+            continue
+        name = keras.saving.get_registered_name(cls)
+        if keras.saving.get_registered_object(name) is None:
+            classes[name] = cls
+    return classes
+
+
+def variable_signature(variables):
+    """What two variable lists must share to pair up: order and shapes.
+
+    Not names: a weight created without a name gets an auto-generated one
+    (`variable_3`) that differs between a model and its copy.
+    """
+    return [(tuple(v.shape), str(v.dtype)) for v in variables]
+
+
 def copy_variables(source, target, what):
     """Assigns `source.variables` to `target.variables`, pairwise."""
     sources, targets = source.variables, target.variables
-    shapes = [(v.name, tuple(v.shape)) for v in sources]
-    if shapes != [(v.name, tuple(v.shape)) for v in targets]:
+    if variable_signature(sources) != variable_signature(targets):
         raise ValueError(
             f"Could not {what} model '{source.name}': its copy rebuilt from "
             "`get_config()` has different variables. Does every custom "

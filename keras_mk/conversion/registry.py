@@ -16,6 +16,9 @@ MK_CLASSES = {
     keras.layers.Conv1D: mk_layers.MKConv1D,
     keras.layers.Conv2D: mk_layers.MKConv2D,
     keras.layers.Conv3D: mk_layers.MKConv3D,
+    keras.layers.Conv1DTranspose: mk_layers.MKConv1DTranspose,
+    keras.layers.Conv2DTranspose: mk_layers.MKConv2DTranspose,
+    keras.layers.Conv3DTranspose: mk_layers.MKConv3DTranspose,
     keras.layers.DepthwiseConv1D: mk_layers.MKDepthwiseConv1D,
     keras.layers.DepthwiseConv2D: mk_layers.MKDepthwiseConv2D,
 }
@@ -29,6 +32,47 @@ MK_ARGUMENTS = (
     "probability_sharing",
     "seed",
 )
+
+
+NOT_SELECTED = "not selected for conversion"
+_KERNEL_NAMES = ("kernel", "embeddings")
+
+
+def _own_weights(layer):
+    nested = {
+        id(w)
+        for sublayer in _keras_private.sublayers(layer)
+        for w in sublayer.weights
+    }
+    return [w for w in layer.weights if id(w) not in nested]
+
+
+def left_plain(model, kernels_only=False):
+    """Layers of `model` holding a kernel that are not MK layers.
+
+    Args:
+        model: a built model.
+        kernels_only: leave out embedding tables.
+
+    Returns:
+        A list of `(path, class_name, reason)`.
+    """
+    result = []
+    for path, layer in iter_layers(model):
+        if is_mk_layer(layer):
+            continue
+        names = [w.name for w in _own_weights(layer)]
+        kinds = _KERNEL_NAMES[:1] if kernels_only else _KERNEL_NAMES
+        if not any(k in n for n in names for k in kinds):
+            continue
+        if mk_class_for(layer) is not None:
+            reason = NOT_SELECTED
+        elif isinstance(layer, tuple(MK_CLASSES)):
+            reason = "a subclass of a supported layer: its `call` may differ"
+        else:
+            reason = "no MK version of this layer"
+        result.append((path, type(layer).__name__, reason))
+    return result
 
 
 def supported_names():
@@ -75,8 +119,3 @@ def iter_layers(model):
 def mk_layers_of(model):
     """`(path, layer)` for the MK layers of `model`."""
     return [(p, layer) for p, layer in iter_layers(model) if is_mk_layer(layer)]
-
-
-def mk_arguments(layer):
-    """The MK arguments of an MK layer, as `clone_model` accepts them."""
-    return {name: getattr(layer, name) for name in MK_ARGUMENTS}

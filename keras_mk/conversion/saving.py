@@ -23,8 +23,11 @@ from keras_mk.conversion import clone
 from keras_mk.conversion import collapsing
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
+from keras_mk.conversion import save_guard
+from keras_mk.layers import mk_layer
 
 _CONFIG_FILENAME = "config.json"
+_WEIGHTS_FILENAME = "model.weights.h5"
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
@@ -43,7 +46,7 @@ class ConvertedModel:
         model = keras.saving.deserialize_keras_object(config["architecture"])
         plan = {item["path"]: item["config"] for item in config["mk_layers"]}
         clone.convert_layers(model, plan)
-        return model
+        return save_guard.guard_saves(model)
 
 
 def _serialized(model):
@@ -56,7 +59,7 @@ def _serialized(model):
         {
             "path": path,
             "class_name": type(layer).__name__,
-            "config": registry.mk_arguments(layer),
+            "config": layer.mk_arguments(),
         }
         for path, layer in registry.mk_layers_of(model)
     ]
@@ -92,7 +95,7 @@ def _replace_member(archive, name, data):
             os.remove(temp)
 
 
-def save_model(model, filepath):
+def save_model(model, filepath, overwrite=True):
     """Saves any MK model (or plain model) to a `.keras` file.
 
     The file holds the plain architecture, the list of converted layers with
@@ -105,6 +108,8 @@ def save_model(model, filepath):
     Args:
         model: a built `keras.Model`.
         filepath: a path ending in `.keras`.
+        overwrite: whether to overwrite an existing file (else ask), as
+            for `model.save`.
 
     Raises:
         TypeError: if `model` is not a `keras.Model`.
@@ -123,7 +128,8 @@ def save_model(model, filepath):
             "`keras_mk.save_model` writes a `.keras` archive; the path must "
             f"end in `.keras`. Received: filepath={filepath}"
         )
-    model.save(filepath)
+    with mk_layer.full_save_allowed():
+        keras.Model.save(model, filepath, overwrite=overwrite)
     if registry.mk_layers_of(model):
         data = _to_json(_serialized(model))
         _replace_member(filepath, _CONFIG_FILENAME, data)
@@ -144,6 +150,11 @@ def _json_default(value):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Loads a model saved by `keras_mk.save_model` or `model.save`.
 
+    A compiled model comes back compiled with its optimizer state, so
+    training resumes exactly where it stopped. That includes models whose
+    class overrides `compile` (KerasHub tasks), which
+    `keras.saving.load_model` leaves uncompiled.
+
     Args:
         filepath: path to a `.keras` file.
         custom_objects: as for `keras.saving.load_model`.
@@ -158,9 +169,25 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 
     >>> mk_model = keras_mk.load_model("mk_model.keras")
     """
-    return keras.saving.load_model(
+    filepath = os.fspath(filepath)
+    model = keras.saving.load_model(
         filepath,
         custom_objects=custom_objects,
-        compile=compile,
+        compile=False,
         safe_mode=safe_mode,
     )
+    with zipfile.ZipFile(filepath) as archive:
+        config = json.loads(archive.read(_CONFIG_FILENAME))
+        compile_config = config.get("compile_config")
+        if not compile or not compile_config:
+            return model
+        with keras.saving.custom_object_scope(custom_objects or {}):
+            model.compile(
+                **keras.saving.deserialize_keras_object(compile_config)
+            )
+        model.optimizer.build(model.trainable_variables)
+        # Every variable again, the optimizer's included.
+        with tempfile.TemporaryDirectory() as directory:
+            archive.extract(_WEIGHTS_FILENAME, directory)
+            model.load_weights(os.path.join(directory, _WEIGHTS_FILENAME))
+    return model

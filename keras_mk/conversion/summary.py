@@ -24,13 +24,16 @@ class ConversionSummary:
 
     `training_params` counts every weight of the MK model (all copies);
     `inference_params` is what `keras_mk.collapse` leaves: the original
-    model's size. `print(summary)` shows a table.
+    model's size. `left_plain` lists the layers holding a kernel that are
+    not MK layers, as `(path, class_name, reason)`. `print(summary)` shows
+    a table.
     """
 
     model_name: str
     layers: tuple
     training_params: int
     inference_params: int
+    left_plain: tuple = ()
 
     def __str__(self):
         rows = [("Layer (path)", "Class", "e", "Training", "Inference")]
@@ -60,6 +63,9 @@ class ConversionSummary:
             f"Inference params: {self.inference_params:,} "
             "(after keras_mk.collapse)",
         ]
+        if self.left_plain:
+            lines.append(f"Kernel layers left plain: {len(self.left_plain)}")
+            lines += [f"  {p} ({n}): {r}" for p, n, r in self.left_plain]
         return "\n".join(lines)
 
 
@@ -102,5 +108,9 @@ def conversion_summary(model):
         )
     training_params = model.count_params()
     return ConversionSummary(
-        model.name, tuple(rows), training_params, training_params - extra
+        model.name,
+        tuple(rows),
+        training_params,
+        training_params - extra,
+        tuple(registry.left_plain(model)),
     )

@@ -1,8 +1,11 @@
 """Majority Kernels layers: drop-in supersets of the Keras kernel layers."""
 
 from keras_mk.layers.mk_conv import MKConv1D
+from keras_mk.layers.mk_conv import MKConv1DTranspose
 from keras_mk.layers.mk_conv import MKConv2D
+from keras_mk.layers.mk_conv import MKConv2DTranspose
 from keras_mk.layers.mk_conv import MKConv3D
+from keras_mk.layers.mk_conv import MKConv3DTranspose
 from keras_mk.layers.mk_dense import MKDense
 from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv1D
 from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv2D
@@ -11,8 +14,11 @@ from keras_mk.layers.mk_layer import MKLayer
 
 __all__ = [
     "MKConv1D",
+    "MKConv1DTranspose",
     "MKConv2D",
+    "MKConv2DTranspose",
     "MKConv3D",
+    "MKConv3DTranspose",
     "MKDense",
     "MKDepthwiseConv1D",
     "MKDepthwiseConv2D",

@@ -47,3 +47,24 @@ class MKConv2D(MKLayer, keras.layers.Conv2D):
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKConv3D(MKLayer, keras.layers.Conv3D):
     __doc__ = _doc("Conv3D", 3, "(2, 8, 8, 8, 4)")
+
+
+class _MKConvTranspose(MKLayer):
+    def _output_unit_axes(self, ndim):
+        # (..., filters, input channels): filters index the output units.
+        return (ndim - 2,)
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConv1DTranspose(_MKConvTranspose, keras.layers.Conv1DTranspose):
+    __doc__ = _doc("Conv1DTranspose", 1, "(2, 16, 4)")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConv2DTranspose(_MKConvTranspose, keras.layers.Conv2DTranspose):
+    __doc__ = _doc("Conv2DTranspose", 2, "(2, 16, 16, 4)")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConv3DTranspose(_MKConvTranspose, keras.layers.Conv3DTranspose):
+    __doc__ = _doc("Conv3DTranspose", 3, "(2, 8, 8, 8, 4)")

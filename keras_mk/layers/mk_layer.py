@@ -11,7 +11,10 @@ or the mean of the copies (inference), so the Keras layer's own computation
 runs unchanged.
 """
 
+import contextlib
+import json
 import numbers
+import threading
 
 import keras
 import numpy as np
@@ -75,14 +78,43 @@ def _reseeded(initializer, offset):
     return initializer.__class__.from_config(config)
 
 
+MK_RECORD_KEY = "keras_mk"
+_FULL_SAVE = threading.local()
+
+
+@contextlib.contextmanager
+def full_save_allowed():
+    """Marks a full-model save written by `keras_mk.save_model`."""
+    previous = getattr(_FULL_SAVE, "allowed", False)
+    _FULL_SAVE.allowed = True
+    try:
+        yield
+    finally:
+        _FULL_SAVE.allowed = previous
+
+
+def encode_record(class_name, arguments):
+    """An MK layer's class and arguments as a uint8 array (weight stores)."""
+    text = json.dumps({"class_name": class_name, "arguments": arguments})
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def decode_record(value):
+    """The inverse of `encode_record`: `(class_name, arguments)`."""
+    record = json.loads(np.asarray(value).astype(np.uint8).tobytes())
+    return record["class_name"], record["arguments"]
+
+
 class MKLayer:
     """Mixin turning a Keras kernel layer into a Majority Kernels layer.
 
-    Subclasses set `_kernel_initializer_attr` to the name of the attribute
-    holding the kernel initializer of the Keras layer they extend.
+    Subclasses set `_kernel_initializer_attr` and `_kernel_regularizer_attr`
+    to the names of the attributes holding the kernel initializer and
+    regularizer of the Keras layer they extend.
     """
 
     _kernel_initializer_attr = "kernel_initializer"
+    _kernel_regularizer_attr = "kernel_regularizer"
 
     def __init__(
         self,
@@ -145,14 +177,20 @@ class MKLayer:
         self.expand_bias = expand_bias
         self.copy_initialization = copy_initialization
         self.probability_sharing = probability_sharing
+        # A deterministic layer (one copy, or uniform p) owns no random
+        # state: it is exactly its Keras layer.
         if isinstance(seed, keras.random.SeedGenerator):
             self.seed = seed.get_config()["seed"]
-            self.seed_generator = seed
+            self.seed_generator = seed if self._is_stochastic() else None
         elif seed is None or (
             isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
         ):
             self.seed = seed
-            self.seed_generator = keras.random.SeedGenerator(seed)
+            self.seed_generator = (
+                keras.random.SeedGenerator(seed)
+                if self._is_stochastic()
+                else None
+            )
         else:
             raise ValueError(
                 "`seed` must be an int, None or a keras.random.SeedGenerator. "
@@ -170,8 +208,17 @@ class MKLayer:
         self._add_copies(self.copy_initialization)
 
     def _add_copies(self, copy_initialization):
-        """Adds copies 1..e-1 next to the built kernel (and bias)."""
+        """Adds copies 1..e-1 next to the built kernel (and bias).
+
+        No copy carries the Keras layer's kernel (or bias) regularizer: it
+        applies once, to the kernel a call uses (`_regularize`), not `e`
+        times.
+        """
         kernel = self._kernel
+        kernel.regularizer = None
+        bias = getattr(self, "_bias", None)
+        if bias is not None and self.expand_bias:
+            bias.regularizer = None
         initializer = getattr(self, self._kernel_initializer_attr)
         self._kernel_copies = [kernel] + [
             self._add_copy(
@@ -197,7 +244,6 @@ class MKLayer:
                 name=f"{name}_copy_{k}",
                 shape=tuple(source.shape),
                 initializer="zeros" if replicate else _reseeded(initializer, k),
-                regularizer=getattr(source, "regularizer", None),
                 constraint=getattr(source, "constraint", None),
                 dtype=source.dtype,
                 trainable=source.trainable,
@@ -343,6 +389,17 @@ class MKLayer:
         axes = self._output_unit_axes(len(shape))
         return tuple(d if i in axes else 1 for i, d in enumerate(shape))
 
+    def _regularize(self, kernel, bias):
+        """Adds the kernel (and expanded bias) penalty of the used kernel."""
+        if _keras_private.in_symbolic_scope():
+            return
+        pairs = [(getattr(self, self._kernel_regularizer_attr, None), kernel)]
+        if self.expand_bias and bias is not None:
+            pairs.append((getattr(self, "bias_regularizer", None), bias))
+        for regularizer, value in pairs:
+            if regularizer is not None:
+                self.add_loss(regularizer(value))
+
     def _mix(self, copies, training, fixed_p=None, kernel=True):
         if len(copies) == 1:
             return copies[0]
@@ -375,15 +432,20 @@ class MKLayer:
                 `(expansion,) + kernel_shape`, used instead of a random draw
                 when `training` is true.
         """
-        # Reading the variables here, inside the layer call, gives them in
-        # the compute dtype under a mixed precision policy.
-        kernels = [v.value for v in self._kernel_copies]
+        # The copies are mixed in their own dtype (float32 under a mixed
+        # precision policy) and the result cast once to the compute dtype:
+        # `p` keeps its full precision and the inference mean equals the
+        # collapsed layer's kernel exactly.
+        with _keras_private.no_autocast():
+            kernels = [v.value for v in self._kernel_copies]
+            biases = [v.value for v in self._bias_copies]
         fixed_p = probabilities if training else None
         kernel = self._mix(kernels, training, fixed_p)
-        bias = None
-        if self._bias_copies:
-            biases = [v.value for v in self._bias_copies]
-            bias = self._mix(biases, training, kernel=False)
+        bias = self._mix(biases, training, kernel=False) if biases else None
+        self._regularize(kernel, bias)
+        kernel = ops.cast(kernel, self.compute_dtype)
+        if bias is not None:
+            bias = ops.cast(bias, self.compute_dtype)
         previous = self._active
         self._active = (kernel, bias)
         try:
@@ -395,41 +457,108 @@ class MKLayer:
 
     def _mk_variables(self):
         variables = list(self._kernel_copies) + list(self._bias_copies)
-        return variables + [self.seed_generator.state]
+        if self.seed_generator is not None:
+            variables.append(self.seed_generator.state)
+        return variables
+
+    def mk_arguments(self):
+        """The MK arguments of this layer, as `keras_mk.clone_model` takes.
+
+        Returns:
+            A dict: `expansion`, `probabilities`, `concentration`,
+            `expand_bias`, `copy_initialization`, `probability_sharing`,
+            `seed`.
+        """
+        return {
+            "expansion": self.expansion,
+            "probabilities": self.probabilities,
+            "concentration": self.concentration,
+            "expand_bias": self.expand_bias,
+            "copy_initialization": self.copy_initialization,
+            "probability_sharing": self.probability_sharing,
+            "seed": self.seed,
+        }
 
     def save_own_variables(self, store):
+        """Saves every copy, the seed state and the MK arguments.
+
+        The arguments (`MK_RECORD_KEY`) let `keras_mk.load_model` turn the
+        plain layer that a parent's `__init__` rebuilds back into this MK
+        layer before loading its variables.
+        """
         if not self.built:
             return
+        if (
+            getattr(self, "_mk_needs_save_model", False)
+            and not getattr(_FULL_SAVE, "allowed", False)
+            and _keras_private.in_config_writing_save()
+        ):
+            raise ValueError(
+                f"MK layer '{self.name}' lives inside a layer whose config "
+                "does not describe it (a KerasHub backbone, "
+                "`MultiHeadAttention`, ...): a `.keras` file written by "
+                "`model.save` would not load. Save the model with "
+                "`keras_mk.save_model(model, path)` (load it with "
+                "`keras_mk.load_model`), or deploy "
+                "`keras_mk.collapse(model)`. Weights-only files "
+                "(`save_weights`, `ModelCheckpoint(save_weights_only=True)`, "
+                "`BackupAndRestore`) work as they are."
+            )
         for i, v in enumerate(self._mk_variables()):
             store[str(i)] = v
+        store[MK_RECORD_KEY] = encode_record(
+            type(self).__name__, self.mk_arguments()
+        )
 
     def load_own_variables(self, store):
+        """Loads MK variables, or a plain layer's into every copy.
+
+        A plain Keras layer's weights (kernel, bias) start MK training from
+        a plain checkpoint: the kernel is replicated into every copy (and
+        the bias into every bias copy), the seed state is left as it is.
+        """
         if not self.built:
             return
+        keys = [k for k in store.keys() if k != MK_RECORD_KEY]
         variables = self._mk_variables()
-        if len(store.keys()) != len(variables):
+        plain = [self._kernel_copies[0]] + self._bias_copies[:1]
+        recorded = MK_RECORD_KEY in store.keys()
+        if not recorded and len(keys) == len(plain):
+            # A plain layer's store: (kernel, bias). With one copy and no
+            # random state it is also this layer's own layout.
+            self._kernel_copies[0].assign(store["0"])
+            for copy in self._kernel_copies[1:]:
+                copy.assign(ops.copy(self._kernel_copies[0].value))
+            for copy in self._bias_copies if len(plain) == 2 else ():
+                copy.assign(store["1"])
+            return
+        if not recorded and len(keys) == len(variables) + 1:
+            keys = keys[:-1]  # keras_mk 0.1 saved a seed state for all layers
+        if not keys:
+            raise ValueError(
+                f"The weights file has no variables for MK layer "
+                f"'{self.name}'. Keras addresses the layers of a Sequential "
+                "or Functional model by class name (`dense` in a plain "
+                "model's file, `mk_dense` in an MK model's), so a plain "
+                "checkpoint of such a model does not load into its MK "
+                "version. Load it into the plain model, then convert: "
+                "`plain.load_weights(path)`, then "
+                "`keras_mk.clone_model(plain)`."
+            )
+        if len(keys) != len(variables):
             raise ValueError(
                 f"Layer '{self.name}' expected {len(variables)} variables "
                 f"(expansion={self.expansion}, expand_bias="
-                f"{self.expand_bias}) but the saved state has "
-                f"{len(store.keys())}. Was it saved with another expansion?"
+                f"{self.expand_bias}) or a plain layer's {len(plain)}, but "
+                f"the saved state has {len(keys)}. Was it saved with another "
+                "expansion?"
             )
         for i, v in enumerate(variables):
             v.assign(store[str(i)])
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "expansion": self.expansion,
-                "probabilities": self.probabilities,
-                "concentration": self.concentration,
-                "expand_bias": self.expand_bias,
-                "copy_initialization": self.copy_initialization,
-                "probability_sharing": self.probability_sharing,
-                "seed": self.seed,
-            }
-        )
+        config.update(self.mk_arguments())
         return config
 
     # -- Unsupported Keras features ---------------------------------------
@@ -441,7 +570,11 @@ class MKLayer:
         )
 
     def quantize(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} cannot be quantized: collapse the MK "
-            "model first (`keras_mk.collapse`), then quantize."
+        # Not NotImplementedError: `Model.quantize` turns that into a
+        # warning and leaves the model as it was, silently.
+        raise ValueError(
+            f"Layer '{self.name}' ({type(self).__name__}) cannot be "
+            "quantized: an MK layer trains `expansion` float copies. "
+            "Collapse the model first, then quantize the plain model: "
+            "`keras_mk.collapse(model).quantize(mode)`."
         )

@@ -96,10 +96,10 @@ def hashed_uniforms(shape, seed):
     """Uniform(0, 1) float32 values hashed from the element index.
 
     `hash(i) = fmix32(fmix32(i ^ k0) + k1)` with keys `k0, k1` hashed from
-    the seed state; the top 24 bits give `(h + 0.5) / 2**24`, so the values
-    are never exactly 0 or 1. Within one draw the map from index to bits is
-    a bijection; draws of successive seed states are decorrelated by the
-    keys.
+    the seed state; the top 23 bits give `(h + 0.5) / 2**23`, exact in
+    float32, so the values are never exactly 0 or 1. Within one draw the
+    map from index to bits is a bijection; draws of successive seed states
+    are decorrelated by the keys.
 
     Args:
         shape: the output shape (fewer than 2**31 elements).
@@ -120,8 +120,10 @@ def hashed_uniforms(shape, seed):
     k1 = _fmix32(ops.bitwise_xor(k0, state[0]))
     index = ops.reshape(ops.arange(size, dtype="int32"), tuple(shape))
     bits = _fmix32(ops.add(_fmix32(ops.bitwise_xor(index, k0)), k1))
-    top = ops.cast(_shift_right_logical(bits, 8), "float32")
-    return ops.add(ops.multiply(top, np.float32(2**-24)), np.float32(2**-25))
+    # 23 bits: `(h + 0.5) / 2**23` is exact in float32 for every h, so the
+    # largest value is 1 - 2**-24, never 1.0 (24 bits would round to 1.0).
+    top = ops.cast(_shift_right_logical(bits, 9), "float32")
+    return ops.add(ops.multiply(top, np.float32(2**-23)), np.float32(2**-24))
 
 
 def _uses_hash(shape, seed):

@@ -33,7 +33,7 @@ def ops_and_add_layer_model():
     inputs = keras.Input((8,))
     h = keras.layers.Dense(8, name="d1")(inputs)
     shifted = h + 3.0
-    h = keras.layers.Add(name="add")([h, shifted])
+    h = keras.layers.Add(name="sum")([h, shifted])
     h = keras.ops.relu(h) * 0.5
     outputs = keras.layers.Dense(4, name="d2")(h)
     return keras.Model(inputs, outputs, name="ops_model")
@@ -97,9 +97,7 @@ def test_variables_matched_by_structure_not_auto_generated_names():
 
 def test_copy_with_other_variable_shapes_is_refused():
     class Odd(keras.layers.Layer):
-        def __init__(self, width=3, **kwargs):
-            super().__init__(**kwargs)
-            self.width = width
+        width = 3
 
         def build(self, input_shape):
             self.w = self.add_weight(shape=(self.width,))
@@ -107,9 +105,11 @@ def test_copy_with_other_variable_shapes_is_refused():
         def call(self, x):
             return x
 
-    # Its config forgets `width`: the copy is built with another shape.
+    # Its config cannot record `width`: the copy is built with another shape.
+    odd = Odd()
+    odd.width = 5
     inputs = keras.Input((3,))
-    outputs = Odd(width=5)(keras.layers.Dense(3)(inputs))
+    outputs = odd(keras.layers.Dense(3)(inputs))
     with pytest.raises(ValueError, match="different variables"):
         keras_mk.clone_model(keras.Model(inputs, outputs))
 

@@ -73,15 +73,32 @@ def test_model_save_of_a_converted_backbone_loads_exactly(mk_bert, tmp_path):
     assert_same_outputs(mk_bert, restored, bert_inputs())
 
 
-def test_save_to_preset_loads_exactly(mk_bert, tmp_path):
-    directory = str(tmp_path / "preset")
-    mk_bert.save_to_preset(directory)
-    restored = keras_mk.load_model(directory)
-    assert type(restored) is type(mk_bert)
-    assert_same_variables(mk_bert, restored)
-    # The plain KerasHub loader refuses (it cannot know the MK layers).
-    with pytest.raises(ValueError):
-        keras_hub.models.Backbone.from_preset(directory)
+def test_save_to_preset_refuses_before_writing(mk_bert, tmp_path):
+    directory = tmp_path / "preset"
+    with pytest.raises(ValueError, match="keras_mk.save_model"):
+        mk_bert.save_to_preset(str(directory))
+    assert not directory.exists()
+    # The deployable model saves as a preset and loads without keras_mk.
+    keras_mk.collapse(mk_bert).save_to_preset(str(directory))
+    plain = keras_hub.models.Backbone.from_preset(str(directory))
+    assert not registry.mk_layers_of(plain)
+
+
+def test_task_built_around_an_mk_backbone_refuses_a_plain_save(
+    mk_bert, tmp_path
+):
+    task = keras_hub.models.BertTextClassifier(
+        mk_bert, num_classes=2, preprocessor=None
+    )
+    with pytest.raises(ValueError, match="keras_mk.save_model"):
+        task.save(str(tmp_path / "task.keras"))
+    path = str(tmp_path / "task_mk.keras")
+    keras_mk.save_model(task, path)
+    restored = keras_mk.load_model(path)
+    x = bert_inputs()
+    np.testing.assert_array_equal(
+        models.numpy(restored(x)), models.numpy(task(x))
+    )
 
 
 def test_weights_only_files_load_into_the_same_conversion(mk_bert, tmp_path):
@@ -92,11 +109,15 @@ def test_weights_only_files_load_into_the_same_conversion(mk_bert, tmp_path):
     assert_same_variables(mk_bert, fresh)
 
 
-def classifier():
+@pytest.fixture(scope="module")
+def task():
     backbone = keras_hub.models.BertBackbone(**BERT)
-    task = keras_hub.models.BertTextClassifier(
+    return keras_hub.models.BertTextClassifier(
         backbone, num_classes=2, preprocessor=None, dropout=0.0
     )
+
+
+def converted(task):
     mk = keras_mk.clone_model(task, seed=0)
     mk.compile(
         optimizer=keras.optimizers.Adam(1e-2),
@@ -117,12 +138,12 @@ def part(x, lo, hi):
 
 @pytest.mark.parametrize("weights_only", [False, True])
 def test_task_checkpoint_mid_training_resumes_like_uninterrupted(
-    weights_only, tmp_path
+    task, weights_only, tmp_path
 ):
     x, y = data()
     suffix = ".weights.h5" if weights_only else ".keras"
     path = str(tmp_path / f"ckpt{suffix}")
-    interrupted = classifier()
+    interrupted = converted(task)
     callback = keras.callbacks.ModelCheckpoint(
         path, save_weights_only=weights_only
     )
@@ -131,7 +152,7 @@ def test_task_checkpoint_mid_training_resumes_like_uninterrupted(
         callbacks=[callback],
     )  # fmt: skip
     if weights_only:
-        resumed = classifier()
+        resumed = converted(task)
         resumed.optimizer.build(resumed.trainable_variables)
         resumed.load_weights(path)
     else:
@@ -139,7 +160,7 @@ def test_task_checkpoint_mid_training_resumes_like_uninterrupted(
     assert int(resumed.optimizer.iterations.value) == 2
     resumed.fit(part(x, 8, 16), y[8:], batch_size=4, shuffle=False, verbose=0)
 
-    uninterrupted = classifier()
+    uninterrupted = converted(task)
     uninterrupted.fit(x, y, batch_size=4, shuffle=False, verbose=0)
     assert_same_variables(uninterrupted, resumed)
     for a, b in zip(
@@ -148,7 +169,7 @@ def test_task_checkpoint_mid_training_resumes_like_uninterrupted(
         np.testing.assert_array_equal(models.numpy(a), models.numpy(b))
 
 
-def test_backup_and_restore_resumes_like_uninterrupted(tmp_path):
+def test_backup_and_restore_resumes_like_uninterrupted(task, tmp_path):
     x, y = data()
 
     class Interrupt(keras.callbacks.Callback):
@@ -157,19 +178,19 @@ def test_backup_and_restore_resumes_like_uninterrupted(tmp_path):
                 raise RuntimeError("interrupted")
 
     backup = str(tmp_path / "backup")
-    interrupted = classifier()
+    interrupted = converted(task)
     with pytest.raises(RuntimeError, match="interrupted"):
         interrupted.fit(
             x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
             callbacks=[keras.callbacks.BackupAndRestore(backup), Interrupt()],
         )  # fmt: skip
     assert os.listdir(backup)
-    resumed = classifier()
+    resumed = converted(task)
     resumed.fit(
         x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
         callbacks=[keras.callbacks.BackupAndRestore(backup)],
     )  # fmt: skip
-    uninterrupted = classifier()
+    uninterrupted = converted(task)
     uninterrupted.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
     assert_same_variables(uninterrupted, resumed)
 
@@ -183,22 +204,20 @@ def test_mk_weights_into_a_plain_model_fail_loudly(mk_bert, tmp_path):
 
 
 def test_plain_checkpoint_starts_an_mk_model_with_replicated_copies(
-    tmp_path,
+    t5, tmp_path
 ):
-    plain = models.nested_functional()
     path = str(tmp_path / "plain.weights.h5")
-    plain.save_weights(path)
-    other = models.nested_functional()  # other initial weights
+    t5.save_weights(path)
+    other = models.t5_backbone()  # other initial weights
     mk = keras_mk.clone_model(other, seed=0)
     mk.load_weights(path)
     for _, layer in registry.mk_layers_of(mk):
         first = models.numpy(layer.kernel_copies[0])
         for copy in layer.kernel_copies[1:]:
             np.testing.assert_array_equal(models.numpy(copy), first)
-    x = np.random.default_rng(0).normal(size=(2, 8, 4)).astype("float32")
-    np.testing.assert_allclose(
-        models.numpy(mk(x, training=True)),
-        models.numpy(plain(x)),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    x = models.t5_inputs()
+    want, got = t5(x), mk(x, training=True)
+    for key in want:
+        np.testing.assert_allclose(
+            models.numpy(got[key]), models.numpy(want[key]), atol=1e-5
+        )

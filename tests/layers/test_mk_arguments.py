@@ -72,7 +72,7 @@ def test_lora_and_quantization_are_refused_with_a_way_out():
     layer.build((None, 3))
     with pytest.raises(NotImplementedError, match="collapse"):
         layer.enable_lora(2)
-    with pytest.raises(NotImplementedError, match="collapse"):
+    with pytest.raises(ValueError, match="collapse"):
         layer.quantize("int8")
 
 

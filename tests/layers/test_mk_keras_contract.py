@@ -45,6 +45,7 @@ def regularized_dense(expansion, **kwargs):
         3,
         kernel_regularizer=keras.regularizers.L2(0.5),
         kernel_initializer=keras.initializers.RandomNormal(seed=1),
+        use_bias=False,  # a single bias trains at lr, not lr / e
         **extra,
     )
 
@@ -125,19 +126,44 @@ def test_counter_hash_never_returns_zero_or_one():
         assert u.max() < 1.0
 
 
+class TwoLayers(keras.Model):
+    def __init__(self, dense_class, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = dense_class(4, activation="relu")
+        self.head = dense_class(3)
+
+    def call(self, x, training=None):
+        return self.head(self.hidden(x))
+
+
 def test_plain_weight_file_replicates_into_every_copy(tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 5)).astype("float32")
-    plain = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    plain = TwoLayers(keras.layers.Dense)
+    plain(x)
     path = str(tmp_path / "plain.weights.h5")
     plain.save_weights(path)
-    mk = keras.Sequential(
-        [keras.Input((5,)), keras_mk.layers.MKDense(3, seed=0)]
-    )
+    mk = TwoLayers(lambda units, **kw: keras_mk.layers.MKDense(units, **kw))
+    mk(x)
     mk.load_weights(path)
-    for copy in mk.layers[0].kernel_copies:
-        np.testing.assert_array_equal(
-            numpy(copy), numpy(plain.layers[0].kernel)
-        )
+    for mk_layer, plain_layer in (
+        (mk.hidden, plain.hidden),
+        (mk.head, plain.head),
+    ):
+        for copy in mk_layer.kernel_copies:
+            np.testing.assert_array_equal(
+                numpy(copy), numpy(plain_layer.kernel)
+            )
     np.testing.assert_allclose(
         numpy(mk(x, training=True)), numpy(plain(x)), rtol=1e-6, atol=1e-6
     )
+
+
+def test_plain_weights_of_a_sequential_name_the_route_that_works(tmp_path):
+    # Keras files address the layers of a Sequential by class name
+    # (`dense` vs `mk_dense`): the error says to convert a loaded plain model.
+    plain = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3)])
+    path = str(tmp_path / "plain.weights.h5")
+    plain.save_weights(path)
+    mk = keras_mk.clone_model(plain, seed=0)
+    with pytest.raises(ValueError, match="keras_mk.clone_model"):
+        mk.load_weights(path)

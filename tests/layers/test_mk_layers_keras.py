@@ -106,7 +106,11 @@ class MKLayerKerasTest(TestCase):
     def test_run_layer_test_uniform_and_concentration(
         self, cls, kwargs, in_shape, out_shape, n_weights
     ):
-        for extra in ({"probabilities": "uniform"}, {"concentration": 2.5}):
+        # Uniform p is deterministic: no random state.
+        for extra, seeds in (
+            ({"probabilities": "uniform"}, 0),
+            ({"concentration": 2.5}, 1),
+        ):
             self.run_layer_test(
                 cls,
                 init_kwargs={**kwargs, "expansion": 2, **extra},
@@ -114,5 +118,5 @@ class MKLayerKerasTest(TestCase):
                 call_kwargs={"training": True},
                 expected_output_shape=out_shape,
                 expected_num_trainable_weights=n_weights - 1,
-                expected_num_seed_generators=1,
+                expected_num_seed_generators=seeds,
             )

@@ -207,15 +207,33 @@ def test_clone_function_with_keras_clone_model():
         clone_function=keras_mk.clone_function(expansion=2, seed=1),
         recursive=True,
     )
-    # Top-level layers (and the nested Sequential's) only: not MHA's.
-    assert sorted(type(layer).__name__ for _, layer in mk_paths_layers(mk)) == [
-        "MKConv1D",
-        "MKDense",
-        "MKDense",
-        "MKDepthwiseConv1D",
-        "MKEinsumDense",
-    ]
+    # Top-level layers, the nested Sequential's, and the four projections
+    # that MultiHeadAttention builds itself.
+    assert (
+        sorted(type(layer).__name__ for _, layer in mk_paths_layers(mk))
+        == [
+            "MKConv1D",
+            "MKDense",
+            "MKDense",
+            "MKDepthwiseConv1D",
+        ]
+        + ["MKEinsumDense"] * 5
+    )
     np.testing.assert_array_equal(models.numpy(mk(x)), models.numpy(model(x)))
+
+
+def test_plain_save_of_layers_a_config_cannot_describe_is_refused(tmp_path):
+    mk = keras.models.clone_model(
+        models.nested_functional(), clone_function=keras_mk.clone_function
+    )
+    with pytest.raises(ValueError, match="keras_mk.save_model"):
+        mk.save(str(tmp_path / "m.keras"))
+    path = str(tmp_path / "ok.keras")
+    keras_mk.save_model(mk, path)
+    x = np.ones((2, 8, 4), "float32")
+    np.testing.assert_array_equal(
+        models.numpy(keras_mk.load_model(path)(x)), models.numpy(mk(x))
+    )
 
 
 def mk_paths_layers(model):

@@ -42,7 +42,8 @@ test-backends: $(STAMP)
 
 # The lowest supported versions (constraints-min.txt, the lower bounds of
 # pyproject.toml) in their own venv, the suite on one backend. The examples'
-# tests are left out: their extra ([examples]) has no lower bounds.
+# tests (and the benchmark smoke test, which runs them) are left out: their
+# extra ([examples]) has no lower bounds.
 $(MIN_STAMP): pyproject.toml constraints-min.txt
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -55,7 +56,8 @@ test-min: $(MIN_STAMP)
 	@$(MIN_VENV)/bin/python -m pip list 2>/dev/null | \
 	  grep -E -i "^(keras|keras-hub|jax|jaxlib|tensorflow|numpy) "
 	KERAS_BACKEND=$(MIN_BACKEND) $(MIN_VENV)/bin/python -m pytest \
-	  --ignore=tests/examples $(PYTEST_ARGS)
+	  --ignore=tests/examples \
+	  --ignore=tests/performance/test_mk_benchmark_quick.py $(PYTEST_ARGS)
 
 # The docs site (mkdocs-material + mkdocstrings): fails on any warning.
 docs: $(STAMP)

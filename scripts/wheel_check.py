@@ -67,7 +67,8 @@ print("OK")
 
 
 def run(command, **kwargs):
-    print("$", " ".join(command), flush=True)
+    shown = ["CHECK" if part == CHECK else part for part in command]
+    print("$", " ".join(shown), flush=True)
     subprocess.run(command, check=True, **kwargs)
 
 

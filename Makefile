@@ -54,7 +54,7 @@ $(MIN_STAMP): pyproject.toml constraints-min.txt
 test-min: $(MIN_STAMP)
 	@echo "=== lowest supported versions, KERAS_BACKEND=$(MIN_BACKEND) ==="
 	@$(MIN_VENV)/bin/python -m pip list 2>/dev/null | \
-	  grep -E -i "^(keras|keras-hub|jax|jaxlib|tensorflow|numpy) "
+	  grep -E -i "^(keras|keras-hub|jax|jaxlib|tensorflow|numpy|ai-edge-litert) "
 	KERAS_BACKEND=$(MIN_BACKEND) $(MIN_VENV)/bin/python -m pytest \
 	  --ignore=tests/examples \
 	  --ignore=tests/performance/test_mk_benchmark_quick.py $(PYTEST_ARGS)

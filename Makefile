@@ -1,19 +1,25 @@
 # One command runs the main job, one runs the tests; each installs what it
-# needs into a virtual environment first (see README.md).
+# needs into a virtual environment first (see README.md). Every install goes
+# through constraints.txt (the versions CI tests), never a bare `pip install`.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.keras-mk-installed
+PIP_INSTALL = $(BIN)/python -m pip install --progress-bar off
+MIN_VENV ?= .venv-min
+MIN_STAMP := $(MIN_VENV)/.keras-mk-installed
+MIN_BACKEND ?= jax
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install demo test lint format
+.PHONY: install demo test test-backends test-min docs notebook lint format \
+	wheel-check
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --progress-bar off -e ".[dev]"
+	$(PIP_INSTALL) -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -21,13 +27,53 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m examples.main $(DEMO_ARGS)
 
+# THE test command (CI's `.ci/run` calls exactly this): lint, the docs site,
+# the whole suite once per backend (docstring and README examples and the
+# notebook included), then the lowest supported versions on one backend.
+test: lint docs test-backends test-min
+
 # The whole suite once per backend, each in its own process; fails if any
 # backend fails.
-test: $(STAMP) lint
+test-backends: $(STAMP)
 	@status=0; for b in $(BACKENDS); do \
 	  echo "=== KERAS_BACKEND=$$b ==="; \
 	  KERAS_BACKEND=$$b $(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
 	done; exit $$status
+
+# The lowest supported versions (constraints-min.txt, the lower bounds of
+# pyproject.toml) in their own venv, the suite on one backend. The examples'
+# tests (and the benchmark smoke test, which runs them) are left out: their
+# extra ([examples]) has no lower bounds.
+$(MIN_STAMP): pyproject.toml constraints-min.txt
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install --progress-bar off \
+	  -c constraints-min.txt -e ".[$(MIN_BACKEND),hub,litert,test]"
+	touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	@echo "=== lowest supported versions, KERAS_BACKEND=$(MIN_BACKEND) ==="
+	@$(MIN_VENV)/bin/python -m pip list 2>/dev/null | \
+	  grep -E -i "^(keras|keras-hub|jax|jaxlib|tensorflow|numpy|ai-edge-litert) "
+	KERAS_BACKEND=$(MIN_BACKEND) $(MIN_VENV)/bin/python -m pytest \
+	  --ignore=tests/examples \
+	  --ignore=tests/performance/test_mk_benchmark_quick.py $(PYTEST_ARGS)
+
+# The docs site (mkdocs-material + mkdocstrings): fails on any warning.
+docs: $(STAMP)
+	KERAS_BACKEND=jax NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict \
+	  --site-dir site
+
+# The quick-start notebook alone (it also runs in `make test`).
+notebook: $(STAMP)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest tests/docs/test_notebook.py
+
+# Builds the wheel, installs it in fresh venvs with only [jax] and only
+# [torch] and checks that it works there without TensorFlow.
+wheel-check: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --wheel --outdir dist
+	$(PYTHON) scripts/wheel_check.py dist
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ Train a model whose kernels are stored as `e` copies mixed with random
 per-element probabilities; deploy the mean: the original size and cost.
 """
 
+from keras_mk import _keras_private
 from keras_mk import baselines
 from keras_mk import conversion
 from keras_mk import diagnostics
@@ -31,5 +32,6 @@ from keras_mk.layers import MKDepthwiseConv2D
 from keras_mk.layers import MKEinsumDense
 from keras_mk.layers import MKLayer
 from keras_mk.training import AdversarialMK
+from keras_mk.version import __version__
 
-__version__ = "0.1.0"
+_keras_private.serialize_without_importing_tensorflow()

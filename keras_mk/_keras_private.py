@@ -25,6 +25,39 @@ def unlocked_state(layer):
             tracker.lock()
 
 
+class _TensorFlowIfImported:
+    """Keras's lazy `tensorflow` module, "available" only once imported.
+
+    Keras's serializer asks `tf.available` to test
+    `isinstance(obj, tf.TensorShape)` (and `tf.DType`, `tf.TypeSpec`) on
+    every object, from every `get_config`: that imports TensorFlow whenever
+    it is installed, about 10 s, on any backend. While TensorFlow is not
+    imported no object can be of a TensorFlow type, so answering False is
+    exact; once it is imported, this defers to Keras.
+    """
+
+    def __init__(self, lazy_module):
+        self._lazy_module = lazy_module
+
+    @property
+    def available(self):
+        return "tensorflow" in sys.modules and self._lazy_module.available
+
+    def __getattr__(self, name):
+        return getattr(self._lazy_module, name)
+
+
+def serialize_without_importing_tensorflow():
+    """On JAX and PyTorch, (de)serializing a model never imports TensorFlow."""
+    from keras.src.saving import serialization_lib
+
+    lazy = getattr(serialization_lib, "tf", None)
+    if keras.backend.backend() == "tensorflow" or lazy is None:
+        return
+    if not isinstance(lazy, _TensorFlowIfImported):
+        serialization_lib.tf = _TensorFlowIfImported(lazy)
+
+
 def sublayers(layer):
     """Direct sublayers of `layer`, whatever attribute holds them."""
     return list(layer._flatten_layers(include_self=False, recursive=False))

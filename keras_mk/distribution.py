@@ -55,7 +55,10 @@ def mk_layout_map(layout_map, model=None):
 
     Example:
 
-    >>> mesh = keras.distribution.DeviceMesh((1, 8), ["batch", "model"])
+    >>> devices = keras.distribution.list_devices()
+    >>> mesh = keras.distribution.DeviceMesh(
+    ...     (1, len(devices)), ["batch", "model"], devices
+    ... )
     >>> plain_map = keras_hub.models.GemmaBackbone.get_layout_map(mesh)
     >>> layout_map = keras_mk.mk_layout_map(plain_map)
     >>> distribution = keras.distribution.ModelParallel(

@@ -14,19 +14,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import warnings
 
 import numpy as np
 
 
 def run_tflite(path, inputs):
     """Runs a single-input, single-output `.tflite` model on `inputs`."""
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
 
-    # The interpreter warns that it moved to `ai_edge_litert`; TensorFlow's
-    # copy is what is installed here.
-    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter.*")
-    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = Interpreter(model_path=path)
     input_detail = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(input_detail["index"], inputs.shape)
     interpreter.allocate_tensors()

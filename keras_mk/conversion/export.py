@@ -1,5 +1,6 @@
 """Exporting an MK model for deployment (LiteRT / TFLite)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -26,8 +27,10 @@ def export_litert(model, filepath, input_signature=None):
     architecture and size. On the TensorFlow backend it is exported with
     `model.export(filepath, format="litert")`. On JAX and PyTorch the
     collapsed model is saved to a temporary `.keras` file and exported by a
-    Python subprocess running the TensorFlow backend (TensorFlow must be
-    installed), so a model trained on any backend can be shipped.
+    Python subprocess running the TensorFlow backend, so a model trained on
+    any backend can be shipped. The conversion needs TensorFlow:
+    `pip install "keras-mk[litert]"` installs it with the LiteRT
+    interpreter (`ai_edge_litert.interpreter.Interpreter`) to run the file.
 
     Args:
         model: a built `keras.Model`, with or without MK layers.
@@ -39,6 +42,7 @@ def export_litert(model, filepath, input_signature=None):
         The collapsed plain model that was exported.
 
     Raises:
+        ImportError: if TensorFlow is not installed.
         TypeError: if `model` is not a `keras.Model`.
         ValueError: if the model is not built, a mean kernel is not
             finite, `filepath` does not end in `.tflite`, or
@@ -49,6 +53,12 @@ def export_litert(model, filepath, input_signature=None):
 
     >>> keras_mk.export_litert(mk_model, "model.tflite")
     """
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ImportError(
+            "`keras_mk.export_litert` converts with TensorFlow, which is "
+            "not installed. Install the LiteRT extra: "
+            'pip install "keras-mk[litert]"'
+        )
     model_checks.check_model(model, "export_litert")
     filepath = os.fspath(filepath)
     if not filepath.endswith(".tflite"):

@@ -29,8 +29,9 @@ def copy_diversity(model):
 
     Example:
 
-    >>> keras_mk.diagnostics.copy_diversity(model)
-    {'mk_dense': 0.0, 'mk_dense_1': 0.0}
+    >>> mk_model = keras_mk.clone_model(model, seed=0)  # replicated copies
+    >>> keras_mk.diagnostics.copy_diversity(mk_model)
+    {'dense': 0.0, 'dense_1': 0.0}
     """
     paths = {id(layer): path for path, layer in registry.iter_layers(model)}
     result = {}

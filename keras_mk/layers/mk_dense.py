@@ -54,7 +54,7 @@ class MKDense(MKLayer, keras.layers.Dense):
 
     >>> layer = keras_mk.layers.MKDense(4, expansion=3, seed=0)
     >>> y = layer(np.ones((2, 8)), training=True)
-    >>> layer.expanded_kernel.shape
+    >>> tuple(layer.expanded_kernel.shape)
     (3, 8, 4)
 
     References:

@@ -27,7 +27,7 @@ class MKEinsumDense(MKLayer, keras.layers.EinsumDense):
     Example:
 
     >>> layer = keras_mk.layers.MKEinsumDense("ab,bc->ac", output_shape=4)
-    >>> layer(np.ones((2, 8)), training=True).shape
+    >>> tuple(layer(np.ones((2, 8)), training=True).shape)
     (2, 4)
     """
 

@@ -127,6 +127,8 @@ def test_t5_backbone_original_is_untouched_byte_for_byte(t5):
         (models.resnet_classifier, 7),
         # KerasCV, from config with block_type="block", 2 blocks per stack.
         (models.resnet_v2_backbone, 15),
+        # ResNetV2 the maintained way, KerasHub's pre-activation blocks.
+        (models.resnet_v2_hub_backbone, 10),
     ],
 )
 def test_resnets_convert_and_collapse(builder, count):

@@ -8,6 +8,7 @@ import sys
 import conftest as models
 import keras
 import numpy as np
+import pytest
 
 import keras_mk
 
@@ -19,13 +20,13 @@ import sys
 sys.modules["keras_mk"] = None  # any `import keras_mk` now fails
 import keras
 import numpy as np
-import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 keras_file, tflite_file, data_file = sys.argv[1:4]
 data = np.load(data_file)
 model = keras.saving.load_model(keras_file)
 keras_diff = np.abs(keras.ops.convert_to_numpy(model(data["x"])) - data["y"])
-interpreter = tf.lite.Interpreter(model_path=tflite_file)
+interpreter = Interpreter(model_path=tflite_file)
 interpreter.allocate_tensors()
 inp = interpreter.get_input_details()[0]
 out = interpreter.get_output_details()[0]
@@ -72,3 +73,17 @@ def test_trained_mk_model_exports_and_loads_without_keras_mk(tmp_path):
     assert report["litert"] <= 1e-4
     # The deployed file is the original model's size, not e times it.
     assert os.path.getsize(keras_file) <= os.path.getsize(original_file) + 2048
+
+
+def test_export_without_tensorflow_names_the_extra(monkeypatch, tmp_path):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorflow" else find_spec(name, *a),
+    )
+    mk = keras_mk.clone_model(models.small_cnn(), seed=0)
+    with pytest.raises(ImportError, match=r"keras-mk\[litert\]"):
+        keras_mk.export_litert(mk, str(tmp_path / "model.tflite"))

@@ -70,7 +70,8 @@ def test_model_parallel_with_derived_layout_map():
         source = keras_mk.distribution.copy_source_path(path)
         if source is not None:
             assert spec == specs[source], path
-    assert specs["mk_dense/kernel_copy_2"] == "P(None, 'model')"
+    # JAX writes the spec as "P(...)" or, before 0.5, "PartitionSpec(...)".
+    assert specs["mk_dense/kernel_copy_2"].endswith("(None, 'model')")
     assert_one_device_matches_many(result)
 
 

@@ -63,8 +63,17 @@ def submodular_graph(rows, neighbours=10):
     t = min(neighbours, n - 1)
     if t > 0:
         masked = ops.where(ops.equal(eye, 1.0), -3.0, similarity)
-        _, nearest = ops.top_k(masked, k=t)
-        directed = ops.max(ops.one_hot(nearest, n, dtype=rows.dtype), axis=1)
+        # Row i's t nearest: at least its t-th largest similarity, found
+        # by t row maxima (XLA's CPU `top_k` on an `(N, N)` matrix costs
+        # more than the rest of the selection).
+        remaining = masked
+        for _ in range(t - 1):
+            top = ops.max(remaining, axis=1, keepdims=True)
+            remaining = ops.where(
+                ops.greater_equal(remaining, top), -3.0, remaining
+            )
+        kth = ops.max(remaining, axis=1, keepdims=True)
+        directed = ops.cast(ops.greater_equal(masked, kth), rows.dtype)
         adjacency = ops.maximum(directed, ops.transpose(directed))
     else:
         adjacency = ops.zeros_like(similarity)

@@ -3,6 +3,7 @@
 import os
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 
@@ -55,6 +56,7 @@ def plot_learning_rate_selection(sweeps, path, title):
             axis.plot(*zip(*best), color=color, marker="*", markersize=16)
     for axis, label in ((left, "validation"), (right, "test")):
         axis.set(xscale="log", xlabel="learning rate")
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.set_ylabel(f"{label} accuracy (%), seed 0")
         axis.grid(alpha=0.3)
     left.legend(fontsize=7)

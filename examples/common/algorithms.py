@@ -255,7 +255,7 @@ class _Compiled:
 _COMPILED = _Compiled()
 
 
-def _mk_model(build, budget, seed):
+def _mk_model(build, budget, seed, independent=False):
     """The MK model of `build(seed)`; copies independent for D.1.
 
     Algorithm D.1 needs copies that differ from the start (see
@@ -265,7 +265,7 @@ def _mk_model(build, budget, seed):
     mk_model = keras_mk.clone_model(
         build(seed), expansion=budget.expansion, seed=1000 * seed
     )
-    if budget.adversarial_only:
+    if independent:
         others = [build(seed + 7919 * k) for k in range(budget.expansion)]
         dense = [
             [
@@ -300,7 +300,10 @@ def _build(algorithm, data, hidden_units, seed, budget, teacher):
         return model, model, model
     model = build(seed)
     if algorithm in (MAJORITY, ADV_MAJORITY):
-        mk_model = _mk_model(build, budget, seed)
+        # Only ADV-MK as D.1 starts from independent copies; MK, like
+        # `keras_mk.clone_model`, from replicated ones.
+        independent = algorithm == ADV_MAJORITY and budget.adversarial_only
+        mk_model = _mk_model(build, budget, seed, independent)
         fitted = mk_model
         if algorithm == ADV_MAJORITY:
             fitted = training.AdversarialMK(

@@ -36,7 +36,7 @@ PAIRED_COLUMNS = (
     ("MK minus", lambda r: r["versus"]),
     ("Seeds", lambda r: str(r["seeds"])),
     ("Mean difference (pts)", lambda r: f"{100 * r['difference_mean']:+.2f}"),
-    ("95% bootstrap CI", lambda r: (
+    ("95% bootstrap CI", lambda r: "-" if r["seeds"] < 3 else (
         f"[{100 * r['difference_low']:+.2f}, "
         f"{100 * r['difference_high']:+.2f}]")),
     ("Verdict for MK", lambda r: r["verdict"]),

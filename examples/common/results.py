@@ -38,10 +38,11 @@ def bootstrap_ci(differences, confidence=0.95, resamples=10000, seed=0):
 
     Returns:
         `(low, high)`; `(d, d)` when every difference is `d`, NaNs for
-        fewer than two differences.
+        fewer than three differences (resampling two values gives only
+        their range: no basis for a verdict).
     """
     differences = np.asarray(differences, dtype="float64")
-    if len(differences) < 2:
+    if len(differences) < 3:
         return float("nan"), float("nan")
     if np.all(differences == differences[0]):
         return float(differences[0]), float(differences[0])

@@ -20,7 +20,8 @@ ALGORITHMS = (
     "ENSEMBLE",
     "DISTILLED",
 )
-VERDICTS = ("better", "worse", "no detectable difference")
+# The smoke run has 2 seeds: too few for an interval.
+VERDICTS = ("too few seeds",)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_every_algorithm_is_read_at_its_best_validation_epoch(smoke_run):
     for row in data["paired"]:
         assert row["algorithm"] == "MAJORITY KERNELS"
         assert row["verdict"] in VERDICTS
-        assert row["difference_low"] <= row["difference_high"]
+        assert len(row["differences"]) == data["options"]["seeds"]
 
 
 def test_learning_rate_chosen_on_validation(smoke_run):

@@ -48,7 +48,7 @@ def test_bootstrap_ci_on_known_cases():
     assert high == pytest.approx(center + half, abs=0.02)
     # Reproducible: the resampling is seeded.
     assert results.bootstrap_ci(differences) == (low, high)
-    assert np.isnan(results.bootstrap_ci([0.1])[0])
+    assert np.isnan(results.bootstrap_ci([0.1, 0.2])[0])
 
 
 def test_verdicts():

@@ -150,3 +150,32 @@ def expand(model, expansion, seed=0, probabilities="exponential"):
 def collapse(mk_model):
     """The plain model `mk_model` deploys as."""
     return _own_buffers(keras_mk.collapse(mk_model))
+
+
+DIGITS_TASKS = {"digits": 0.0, "digits-noisy": 0.3}
+
+
+def digits_task(name, max_train=None):
+    """scikit-learn's digits, 60/40, flattened; `digits-noisy` has 30% of
+    its training labels replaced by a wrong class.
+
+    Returns:
+        `(x_train, y_train, x_test, y_test)`.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x_train, x_test, y_train, y_test = train_test_split(
+        (digits.data / 16.0).astype("float32"),
+        digits.target.astype("int32"),
+        test_size=0.4,
+        random_state=0,
+        stratify=digits.target,
+    )
+    rng = np.random.default_rng(0)
+    flipped = rng.random(len(y_train)) < DIGITS_TASKS[name]
+    offsets = rng.integers(1, 10, size=int(flipped.sum()))
+    y_train = y_train.copy()
+    y_train[flipped] = (y_train[flipped] + offsets) % 10
+    return x_train[:max_train], y_train[:max_train], x_test, y_test

@@ -29,7 +29,6 @@ import numpy as np
 import keras_mk
 from benchmarks import models
 from benchmarks import step_time
-from examples.common import digits
 
 SHARINGS = ("element", "unit", "layer")
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -72,11 +71,10 @@ def accuracy(task, sharing, seed, epochs):
     keras.utils.set_random_seed(seed)
     model = keras.Sequential(
         [
-            keras.Input(digits.IMAGE_SHAPE),
-            keras.layers.Flatten(),
+            keras.Input((64,)),
             keras.layers.Dense(128, activation="relu"),
             keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(digits.NUM_CLASSES),
+            keras.layers.Dense(10),
         ]
     )
     if sharing != "baseline":
@@ -84,10 +82,9 @@ def accuracy(task, sharing, seed, epochs):
             model, 3, seed=seed, probability_sharing=sharing
         )
     model.compile(keras.optimizers.Adam(2e-3), LOSS, metrics=["accuracy"])
-    model.fit(
-        task.x_train, task.y_train, batch_size=128, epochs=epochs, verbose=0
-    )
-    return model.evaluate(task.x_test, task.y_test, verbose=0)[1]
+    x_train, y_train, x_test, y_test = task
+    model.fit(x_train, y_train, batch_size=128, epochs=epochs, verbose=0)
+    return model.evaluate(x_test, y_test, verbose=0)[1]
 
 
 def main(argv=None):
@@ -107,10 +104,8 @@ def main(argv=None):
         print(f"| {name} | {row['median_ms']:.1f} | {row['ratio']:.2f}x |")
 
     results = {}
-    for name in digits.TASKS:
-        task = digits.load_digits_task(
-            name, max_train=256 if args.quick else None
-        )
+    for name in models.DIGITS_TASKS:
+        task = models.digits_task(name, max_train=256 if args.quick else None)
         for sharing in ("baseline",) + SHARINGS:
             values = [
                 accuracy(task, sharing, seed, epochs) for seed in range(seeds)

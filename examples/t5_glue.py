@@ -121,61 +121,32 @@ def parse_args(argv=None):
 # --------------------------------------------------------------- metrics
 
 
-def accuracy(labels, predictions):
-    """Fraction of equal labels."""
-    import numpy as np
+def _correlation(function):
+    """A scipy correlation as a metric: 0 when a side is constant."""
 
-    return float(np.mean(np.asarray(labels) == np.asarray(predictions)))
+    def metric(labels, predictions):
+        import numpy as np
 
+        y, p = np.asarray(labels, "float64"), np.asarray(predictions, "float64")
+        if y.std() == 0 or p.std() == 0:
+            return 0.0
+        return float(function(y, p)[0])
 
-def f1(labels, predictions):
-    """F1 of the positive class (1)."""
-    import numpy as np
-
-    labels, predictions = np.asarray(labels), np.asarray(predictions)
-    tp = np.sum((predictions == 1) & (labels == 1))
-    fp = np.sum((predictions == 1) & (labels != 1))
-    fn = np.sum((predictions != 1) & (labels == 1))
-    return float(2 * tp / max(2 * tp + fp + fn, 1))
+    return metric
 
 
-def matthews(labels, predictions):
-    """Matthews correlation coefficient of binary labels (0 if undefined)."""
-    import numpy as np
-
-    y, p = np.asarray(labels) == 1, np.asarray(predictions) == 1
-    tp, tn = np.sum(y & p), np.sum(~y & ~p)
-    fp, fn = np.sum(~y & p), np.sum(y & ~p)
-    denominator = np.sqrt(
-        float(tp + fp) * float(tp + fn) * float(tn + fp) * float(tn + fn)
-    )
-    return float((tp * tn - fp * fn) / denominator) if denominator else 0.0
-
-
-def pearson(labels, predictions):
-    """Pearson correlation (0 if a side is constant)."""
-    import numpy as np
-
-    y, p = np.asarray(labels, "float64"), np.asarray(predictions, "float64")
-    if y.std() == 0 or p.std() == 0:
-        return 0.0
-    return float(np.corrcoef(y, p)[0, 1])
-
-
-def spearman(labels, predictions):
-    """Spearman rank correlation (0 if a side is constant)."""
+def glue_metrics():
+    """GLUE's metrics from scikit-learn and scipy, by name."""
     from scipy import stats
+    from sklearn import metrics
 
-    return pearson(stats.rankdata(labels), stats.rankdata(predictions))
-
-
-METRICS = dict(
-    accuracy=accuracy,
-    f1=f1,
-    matthews=matthews,
-    pearson=pearson,
-    spearman=spearman,
-)
+    return dict(
+        accuracy=metrics.accuracy_score,
+        f1=metrics.f1_score,
+        matthews=metrics.matthews_corrcoef,
+        pearson=_correlation(stats.pearsonr),
+        spearman=_correlation(stats.spearmanr),
+    )
 
 
 # ------------------------------------------------------------------ data
@@ -337,7 +308,9 @@ def evaluate(model, task, evals, args):
         predictions = _predict(model, inputs, num_outputs, args.batch_size)
         suffix = "" if len(splits) == 1 else "_" + split.split("_")[-1]
         for name in metrics:
-            values[name + suffix] = METRICS[name](labels, predictions)
+            values[name + suffix] = float(
+                glue_metrics()[name](labels, predictions)
+            )
     values["score"] = sum(values.values()) / len(values)
     return values
 
@@ -498,8 +471,10 @@ def run_task(task, args, store, tokenize, seed):
 
 
 def summarize(runs):
-    """Mean and std per (task, algorithm, metric), and the GLUE average."""
+    """Mean and 95% CI per (task, algorithm, metric), and GLUE average."""
     import numpy as np
+
+    from examples.common.results import mean_ci
 
     groups = {}
     for run in runs:
@@ -512,8 +487,7 @@ def summarize(runs):
         for task, metrics in tasks.items():
             row["tasks"][task] = {
                 name: dict(
-                    mean=float(np.mean([m[name] for m in metrics])),
-                    std=float(np.std([m[name] for m in metrics])),
+                    zip(("mean", "ci"), mean_ci([m[name] for m in metrics]))
                 )
                 for name in metrics[0]
             }
@@ -548,7 +522,7 @@ def write_outputs(args, runs):
         value = row["tasks"].get(task, {}).get(name)
         if value is None:
             return "-"
-        return results.format_mean_std(value["mean"], value["std"])
+        return results.format_ci(value["mean"], value["ci"])
 
     columns = [
         ("Algorithm", lambda r: r["algorithm"]),

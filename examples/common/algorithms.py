@@ -1,116 +1,199 @@
-"""The training algorithms the experiments compare, on in-memory data.
+"""The training algorithms of the paper's Table 5, on in-memory data.
 
-Each `train_*` function trains one system for one seed and returns a
-`TrainedSystem`: the model that would be deployed, its learning curves
-(inference-mode class probabilities on train and test data after every
-epoch) and its measured training cost.
+`train` trains one algorithm for one learning rate and seed and returns a
+`Run`: the deployed model and its inference-mode accuracy on the
+validation, test and (a sample of the) training split after every epoch.
 
-* BASELINE: the plain model.
-* MAJORITY KERNELS: `keras_mk.clone_model(model, expansion)` trained with
-  fresh per-element Dirichlet(1) probabilities every step, deployed as
+* BASELINE: the plain model, `budget.epochs` epochs.
+* BASELINE-LONG: the plain model, `expansion` times as many epochs.
+* MAJORITY KERNELS: `keras_mk.clone_model(model, expansion)` (fresh
+  per-element Dirichlet(1) `p` every step), the long budget, deployed as
   `keras_mk.collapse(mk_model)`.
-* ADV-MK: the same MK model trained by `training.AdversarialMK`
-  (Algorithm D.2), deployed collapsed.
-* ENSEMBLE: `expansion` independently trained baselines, probabilities
-  averaged (`baselines.Ensemble`); deployed at `expansion` times
-  the size.
-* DISTILLED: a baseline-sized student trained on the labels and on the
-  ensemble's logits (`baselines.distillation_baseline`).
-* SUBSET: the submodular neuron selection of Appendix F
-  (`baselines.SubsetDense`), deployed as plain `Dense` layers.
+* ADV-MK: the same MK model trained by `keras_mk.training.AdversarialMK`
+  (Algorithm D.2; D.1 with `adversarial_only`, then with independent
+  copies), the long budget, deployed collapsed.
+* SUBSET: `keras_mk.baselines.SubsetDense` layers (Algorithm F.1), the long
+  budget, deployed as plain `Dense` layers.
+* ENSEMBLE: `expansion` BASELINE runs, probabilities averaged
+  (`keras_mk.baselines.Ensemble`; `ensemble`).
+* DISTILLED: a BASELINE-sized student taught by the ensemble's mean logits
+  (`keras_mk.baselines.distillation_baseline`), the BASELINE budget.
 """
 
 import dataclasses
+import time
 
 import keras
 import numpy as np
+from scipy.special import softmax
+from sklearn.metrics import accuracy_score
 
 import keras_mk
-from examples.common.callbacks import CurveRecorder
-from examples.common.callbacks import StepTimer
+from examples.common.models import build_mlp
+from examples.common.models import build_subset_mlp
 from keras_mk import baselines
 from keras_mk import training
 
 BASELINE = "BASELINE"
+BASELINE_LONG = "BASELINE-LONG"
 MAJORITY = "MAJORITY KERNELS"
 ADV_MAJORITY = "ADV-MK"
+SUBSET = "SUBSET"
 ENSEMBLE = "ENSEMBLE"
 DISTILLED = "DISTILLED"
-SUBSET = "SUBSET"
-ALGORITHMS = (BASELINE, MAJORITY, ADV_MAJORITY, ENSEMBLE, DISTILLED, SUBSET)
-# Short names for command-line flags.
+ALGORITHMS = (
+    BASELINE,
+    BASELINE_LONG,
+    MAJORITY,
+    ADV_MAJORITY,
+    SUBSET,
+    ENSEMBLE,
+    DISTILLED,
+)
+# The algorithms that get `expansion` times BASELINE's epochs.
+LONG = (BASELINE_LONG, MAJORITY, ADV_MAJORITY, SUBSET)
 FLAG_NAMES = {
     "baseline": BASELINE,
+    "baseline-long": BASELINE_LONG,
     "mk": MAJORITY,
     "adv-mk": ADV_MAJORITY,
+    "subset": SUBSET,
     "ensemble": ENSEMBLE,
     "distilled": DISTILLED,
-    "subset": SUBSET,
 }
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 @dataclasses.dataclass
-class TrainingConfig:
-    """Hyperparameters shared by every algorithm of one comparison.
+class Budget:
+    """What every algorithm of one comparison shares.
 
     Attributes:
-        epochs: training epochs (the same for every algorithm).
+        epochs: BASELINE's epochs; the `LONG` algorithms get
+            `expansion * epochs`.
         batch_size: training batch size.
-        learning_rate: the optimizer's learning rate.
         optimizer: `"adam"` or `"sgd"`.
-        expansion: MK expansion `e`; also the ensemble size and the subset
-            candidates per neuron, as in the paper.
-        adversarial_epsilon: ADV-MK's step size on `p`.
-        distillation_temperature: the softmax temperature of DISTILLED.
-        curve_samples: at most this many training samples are predicted
-            after every epoch for the learning curves.
-        steps_per_execution: training steps per compiled call (Keras
-            `compile(steps_per_execution=...)`); several steps per call
-            take the per-step Python overhead out of small models' steps
-            (always 1 on PyTorch).
+        expansion: MK's `e`; also the ensemble size and SUBSET's candidates
+            per neuron.
+        adversarial_epsilon: ADV-MK's scale-free step on `p`.
+        adversarial_only: ADV-MK as Algorithm D.1 instead of D.2.
+        distillation_temperature: DISTILLED's softmax temperature.
+        train_eval_samples: training examples evaluated after each epoch
+            (for the train-test gap).
     """
 
-    epochs: int = 40
-    batch_size: int = 64
-    learning_rate: float = 1e-3
+    epochs: int = 60
+    batch_size: int = 256
     optimizer: str = "adam"
     expansion: int = 3
-    adversarial_epsilon: float = 1000.0
+    adversarial_epsilon: float = 0.25
+    adversarial_only: bool = False
     distillation_temperature: float = 3.0
-    curve_samples: int = 5000
-    steps_per_execution: int = 8
+    train_eval_samples: int = 1000
+
+    def epochs_for(self, algorithm):
+        """The epochs `algorithm` trains for."""
+        return self.epochs * (self.expansion if algorithm in LONG else 1)
 
 
 @dataclasses.dataclass
-class TrainedSystem:
-    """One trained system (one algorithm, one seed).
+class Run:
+    """One trained algorithm at one learning rate and seed.
 
     Attributes:
         algorithm: one of `ALGORITHMS`.
         seed: the training seed.
-        deployed: the model that ships; outputs logits, or probabilities
-            when `outputs_probabilities` (the ensemble).
-        outputs_probabilities: whether `deployed` outputs probabilities.
-        training_params: the number of parameters trained.
-        seconds_per_step: wall seconds per training step (compilation
-            excluded); for the ensemble, the sum over its members.
-        train_probabilities: one `(n_train, classes)` array per epoch.
-        test_probabilities: one `(n_test, classes)` array per epoch.
-        trained_model: the model as trained (the MK model before
-            collapsing), for saving.
-        members: the ensemble's members (the ensemble only).
+        learning_rate: the optimizer's learning rate.
+        curves: `{"val_accuracy", "test_accuracy", "train_accuracy"}`, one
+            value per epoch, inference mode.
+        deployed: the model that ships.
+        training_params: parameters trained.
+        seconds: wall seconds of training (compilation and the per-epoch
+            evaluation included).
+        extra: algorithm-specific measurements (ADV-MK's `p` statistics).
+        probabilities: per-epoch class probabilities on the evaluation
+            inputs (kept for BASELINE, to average ensembles).
     """
 
     algorithm: str
     seed: int
+    learning_rate: float
+    curves: dict
     deployed: keras.Model
-    outputs_probabilities: bool
     training_params: int
-    seconds_per_step: float
-    train_probabilities: list
-    test_probabilities: list
-    trained_model: keras.Model = None
-    members: list = None
+    seconds: float
+    extra: dict = dataclasses.field(default_factory=dict)
+    probabilities: list = None
+
+    @property
+    def best_epoch(self):
+        """The (first) epoch of best validation accuracy, 0-based."""
+        return int(np.argmax(self.curves["val_accuracy"]))
+
+    def at_best(self, split):
+        """`split` accuracy at the epoch of best validation accuracy."""
+        return self.curves[f"{split}_accuracy"][self.best_epoch]
+
+
+class EpochEvaluator(keras.callbacks.Callback):
+    """Accuracy on validation, test and training data after every epoch.
+
+    Args:
+        model: the model evaluated in inference mode (for MK, the mean
+            kernels: what the collapsed model computes).
+        data: a `datasets.Dataset`.
+        train_samples: how many training examples to evaluate.
+        keep_probabilities: also keep each epoch's class probabilities.
+    """
+
+    def __init__(self, model, data, train_samples, keep_probabilities=False):
+        super().__init__()
+        self.evaluated = model
+        self.inputs, self.labels = evaluation_split(data, train_samples)
+        self.keep_probabilities = keep_probabilities
+        self.probabilities = []
+        self.curves = {f"{s}_accuracy": [] for s in self.labels}
+
+    def on_epoch_end(self, epoch, logs=None):
+        probabilities = predict_probabilities(self.evaluated, self.inputs)
+        if self.keep_probabilities:
+            self.probabilities.append(probabilities.astype("float16"))
+        record_accuracies(self.curves, probabilities, self.labels)
+
+
+def evaluation_split(data, train_samples):
+    """Validation, test and training inputs in one array, and the labels."""
+    inputs = np.concatenate(
+        [data.x_val, data.x_test, data.x_train[:train_samples]]
+    )
+    labels = {
+        "val": data.y_val,
+        "test": data.y_test,
+        "train": data.y_train[:train_samples],
+    }
+    return inputs, labels
+
+
+def record_accuracies(curves, probabilities, labels):
+    """Appends each split's accuracy of `probabilities` to `curves`."""
+    start = 0
+    for split, y in labels.items():
+        predicted = probabilities[start : start + len(y)].argmax(-1)
+        curves[f"{split}_accuracy"].append(accuracy_score(y, predicted))
+        start += len(y)
+
+
+def predict_probabilities(model, x, batch_size=4096, logits=True):
+    """Class probabilities by direct inference calls (no traced predict)."""
+    outputs = np.concatenate(
+        [
+            keras.ops.convert_to_numpy(
+                model(x[start : start + batch_size], training=False)
+            )
+            for start in range(0, len(x), batch_size)
+        ]
+    )
+    return softmax(outputs, axis=-1) if logits else outputs
 
 
 def make_optimizer(name, learning_rate):
@@ -122,202 +205,235 @@ def make_optimizer(name, learning_rate):
     raise ValueError(f"`optimizer` must be 'adam' or 'sgd'. Received: {name!r}")
 
 
-def _loss():
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def _compile(model, config):
-    steps = config.steps_per_execution
+def _compile(fitted, budget, learning_rate, steps):
     if keras.backend.backend() == "torch":
         steps = 1  # Keras's PyTorch trainer runs one step per call.
-    model.compile(
-        make_optimizer(config.optimizer, config.learning_rate),
-        _loss(),
+    fitted.compile(
+        make_optimizer(budget.optimizer, learning_rate),
+        LOSS,
         steps_per_execution=steps,
     )
 
 
-def _fit(fitted, inference_model, task, config, seed):
-    """Compiles and fits `fitted`; returns `(timer, recorder)`."""
-    keras.utils.set_random_seed(seed)
-    steps_per_epoch = -(-len(task.x_train) // config.batch_size)
-    timer = StepTimer(steps_per_epoch)
-    recorder = CurveRecorder(
-        inference_model,
-        task.x_train[: config.curve_samples],
-        task.x_test,
+def _assign(destination, source):
+    """Copies every variable (weights, seed states) of `source`."""
+    for mine, theirs in zip(destination.variables, source.variables):
+        mine.assign(theirs.value)
+
+
+class _Compiled:
+    """Compiled training models, reused across learning rates and seeds.
+
+    Compiling a train step costs seconds, training these small models
+    sometimes less: a new run of the same algorithm and shapes copies the
+    freshly initialized variables into the compiled model, zeroes its
+    optimizer state and sets the learning rate, then trains it.
+    """
+
+    def __init__(self):
+        self.models = {}
+
+    def get(self, key, built, budget, learning_rate, steps):
+        """The compiled `(fitted, evaluated)` for `key`, reset to `built`."""
+        fitted, evaluated = built[:2]
+        if key is None:
+            _compile(fitted, budget, learning_rate, steps)
+            return fitted, evaluated
+        if key not in self.models:
+            _compile(fitted, budget, learning_rate, steps)
+            self.models[key] = (fitted, evaluated)
+            return fitted, evaluated
+        cached_fitted, cached_evaluated = self.models[key]
+        _assign(cached_evaluated, evaluated)
+        optimizer = cached_fitted.optimizer
+        for variable in optimizer.variables:
+            variable.assign(np.zeros(variable.shape, variable.dtype))
+        optimizer.learning_rate.assign(learning_rate)
+        return cached_fitted, cached_evaluated
+
+
+_COMPILED = _Compiled()
+
+
+def _mk_model(build, budget, seed, independent=False):
+    """The MK model of `build(seed)`; copies independent for D.1.
+
+    Algorithm D.1 needs copies that differ from the start (see
+    `AdversarialMK`): copy `k` then takes the kernels of `build(seed +
+    7919 * k)`, an independent initialization.
+    """
+    mk_model = keras_mk.clone_model(
+        build(seed), expansion=budget.expansion, seed=1000 * seed
     )
+    if independent:
+        others = [build(seed + 7919 * k) for k in range(budget.expansion)]
+        dense = [
+            [
+                layer
+                for layer in m.layers
+                if isinstance(layer, keras.layers.Dense)
+            ]
+            for m in others
+        ]
+        for i, layer in enumerate(training.mk_layers(mk_model)):
+            layer.set_expanded_kernel(
+                np.stack(
+                    [keras.ops.convert_to_numpy(d[i].kernel) for d in dense]
+                )
+            )
+    return mk_model
+
+
+def _build(algorithm, data, hidden_units, seed, budget, teacher):
+    """`(fitted, evaluated, model)`: what trains, what is evaluated, and
+    the plain (or SUBSET) model."""
+    keras.utils.set_random_seed(seed)
+    shape, classes = data.input_shape, data.num_classes
+
+    def build(s):
+        return build_mlp(shape, classes, hidden_units, seed=s)
+
+    if algorithm == SUBSET:
+        model = build_subset_mlp(
+            shape, classes, hidden_units, budget.expansion, seed
+        )
+        return model, model, model
+    model = build(seed)
+    if algorithm in (MAJORITY, ADV_MAJORITY):
+        # Only ADV-MK as D.1 starts from independent copies; MK, like
+        # `keras_mk.clone_model`, from replicated ones.
+        independent = algorithm == ADV_MAJORITY and budget.adversarial_only
+        mk_model = _mk_model(build, budget, seed, independent)
+        fitted = mk_model
+        if algorithm == ADV_MAJORITY:
+            fitted = training.AdversarialMK(
+                mk_model,
+                epsilon=budget.adversarial_epsilon,
+                adversarial_only=budget.adversarial_only,
+            )
+        return fitted, mk_model, model
+    if algorithm == DISTILLED:
+        if teacher is None:
+            raise ValueError("DISTILLED needs a `teacher`. Received: None")
+        distiller = baselines.distillation_baseline(
+            teacher, model, temperature=budget.distillation_temperature
+        )
+        return distiller, model, model
+    return model, model, model
+
+
+def train(
+    algorithm, data, hidden_units, learning_rate, seed, budget, teacher=None
+):
+    """Trains one algorithm (not ENSEMBLE: see `ensemble`).
+
+    Args:
+        algorithm: one of `ALGORITHMS` except `ENSEMBLE`.
+        data: a `datasets.Dataset`.
+        hidden_units: the MLP's hidden widths, e.g. `(100,)`.
+        learning_rate: the optimizer's learning rate.
+        seed: the seed of the initialization, data order and `p`.
+        budget: a `Budget`.
+        teacher: DISTILLED's teacher (`ensemble(...).deployed` members).
+
+    Returns:
+        A `Run`.
+    """
+    if algorithm not in ALGORITHMS or algorithm == ENSEMBLE:
+        raise ValueError(
+            f"`algorithm` must be one of {ALGORITHMS[:-2] + (DISTILLED,)}. "
+            f"Received: algorithm={algorithm!r}"
+        )
+    start = time.perf_counter()
+    fitted, evaluated, model = _build(
+        algorithm, data, hidden_units, seed, budget, teacher
+    )
+    steps = -(-len(data.x_train) // budget.batch_size)
+    key = None
+    if algorithm != DISTILLED:  # A new teacher per seed: not reusable.
+        key = (algorithm, hidden_units, data.input_shape, data.num_classes)
+        key += (steps, dataclasses.astuple(budget))
+    fitted, trained = _COMPILED.get(
+        key, (fitted, evaluated), budget, learning_rate, steps
+    )
+    evaluator = EpochEvaluator(
+        trained,
+        data,
+        budget.train_eval_samples,
+        keep_probabilities=algorithm == BASELINE,
+    )
+    keras.utils.set_random_seed(seed)
     fitted.fit(
-        task.x_train,
-        task.y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
+        data.x_train,
+        data.y_train,
+        batch_size=budget.batch_size,
+        epochs=budget.epochs_for(algorithm),
         shuffle=True,
         verbose=0,
-        callbacks=[timer, recorder],
+        callbacks=[evaluator],
     )
-    return timer, recorder
-
-
-def train_baseline(build_model, task, config, seed):
-    """BASELINE: trains `build_model(seed)` as it is."""
-    keras.utils.set_random_seed(seed)
-    model = build_model(seed)
-    _compile(model, config)
-    timer, recorder = _fit(model, model, task, config, seed)
-    return TrainedSystem(
-        algorithm=BASELINE,
+    extra = {}
+    if algorithm == ADV_MAJORITY:
+        batch = slice(0, budget.batch_size)
+        extra = fitted.probability_statistics(
+            data.x_train[batch], data.y_train[batch]
+        )
+    # The deployed model is a new one: the compiled one trains again.
+    if trained is not evaluated:
+        _assign(evaluated, trained)
+    deployed = evaluated
+    if algorithm in (MAJORITY, ADV_MAJORITY):
+        deployed = keras_mk.collapse(evaluated)
+    if algorithm == SUBSET:
+        deployed = baselines.subset_to_dense(model)
+    return Run(
+        algorithm=algorithm,
         seed=seed,
-        deployed=model,
-        outputs_probabilities=False,
-        training_params=model.count_params(),
-        seconds_per_step=timer.seconds_per_step,
-        train_probabilities=recorder.train_probabilities,
-        test_probabilities=recorder.test_probabilities,
-        trained_model=model,
+        learning_rate=learning_rate,
+        curves=evaluator.curves,
+        deployed=deployed,
+        training_params=evaluated.count_params(),
+        seconds=time.perf_counter() - start,
+        extra=extra,
+        probabilities=evaluator.probabilities or None,
     )
 
 
-def _mk_model(build_model, config, seed):
-    keras.utils.set_random_seed(seed)
-    plain = build_model(seed)
-    # Each converted layer i draws its probabilities from seed + i.
-    return keras_mk.clone_model(
-        plain, expansion=config.expansion, seed=1000 * seed
-    )
-
-
-def train_majority_kernels(build_model, task, config, seed):
-    """MAJORITY KERNELS: converts the model, trains it, collapses it."""
-    mk_model = _mk_model(build_model, config, seed)
-    _compile(mk_model, config)
-    timer, recorder = _fit(mk_model, mk_model, task, config, seed)
-    return TrainedSystem(
-        algorithm=MAJORITY,
-        seed=seed,
-        deployed=keras_mk.collapse(mk_model),
-        outputs_probabilities=False,
-        training_params=mk_model.count_params(),
-        seconds_per_step=timer.seconds_per_step,
-        train_probabilities=recorder.train_probabilities,
-        test_probabilities=recorder.test_probabilities,
-        trained_model=mk_model,
-    )
-
-
-def train_adversarial_majority_kernels(build_model, task, config, seed):
-    """ADV-MK: the MK model trained with adversarial probabilities."""
-    mk_model = _mk_model(build_model, config, seed)
-    adversarial = training.AdversarialMK(
-        mk_model, epsilon=config.adversarial_epsilon
-    )
-    _compile(adversarial, config)
-    timer, recorder = _fit(adversarial, mk_model, task, config, seed)
-    return TrainedSystem(
-        algorithm=ADV_MAJORITY,
-        seed=seed,
-        deployed=keras_mk.collapse(mk_model),
-        outputs_probabilities=False,
-        training_params=mk_model.count_params(),
-        seconds_per_step=timer.seconds_per_step,
-        train_probabilities=recorder.train_probabilities,
-        test_probabilities=recorder.test_probabilities,
-        trained_model=mk_model,
-    )
-
-
-def train_ensemble(build_model, task, config, seed, first_member=None):
-    """ENSEMBLE: `config.expansion` independent baselines, averaged.
+def ensemble(members, data, budget):
+    """ENSEMBLE of BASELINE runs: probabilities averaged, every epoch.
 
     Args:
-        build_model: `seed -> keras.Model`.
-        task: the data.
-        config: a `TrainingConfig`.
-        seed: the seed; member `k` trains with seed `seed + 7919 * k`.
-        first_member: an already trained BASELINE `TrainedSystem` for
-            `seed`, reused as member 0 (saves one training run).
+        members: `Run`s of BASELINE (with their probabilities).
+        data: the `datasets.Dataset` they were trained on.
+        budget: the `Budget` (its `train_eval_samples`).
+
+    Returns:
+        A `Run` whose `deployed` is a `keras_mk.baselines.Ensemble`
+        averaging the members' softmax outputs.
     """
-    runs = [first_member] if first_member is not None else []
-    for k in range(len(runs), config.expansion):
-        runs.append(train_baseline(build_model, task, config, seed + 7919 * k))
-    members = [run.deployed for run in runs]
-    ensemble = baselines.Ensemble(
-        members, activation="softmax", name="ensemble"
+    _, labels = evaluation_split(data, budget.train_eval_samples)
+    curves = {f"{s}_accuracy": [] for s in labels}
+    for epoch in range(len(members[0].probabilities)):
+        mean = np.mean(
+            [m.probabilities[epoch].astype("float32") for m in members], 0
+        )
+        record_accuracies(curves, mean, labels)
+    deployed = baselines.Ensemble(
+        [m.deployed for m in members], activation="softmax", name="ensemble"
     )
-    ensemble(task.x_test[:1])
-    return TrainedSystem(
+    deployed(data.x_test[:1])
+    return Run(
         algorithm=ENSEMBLE,
-        seed=seed,
-        deployed=ensemble,
-        outputs_probabilities=True,
-        training_params=sum(m.count_params() for m in members),
-        seconds_per_step=sum(run.seconds_per_step for run in runs),
-        train_probabilities=_mean_curves(runs, "train_probabilities"),
-        test_probabilities=_mean_curves(runs, "test_probabilities"),
-        members=members,
+        seed=members[0].seed,
+        learning_rate=members[0].learning_rate,
+        curves=curves,
+        deployed=deployed,
+        training_params=sum(m.training_params for m in members),
+        seconds=sum(m.seconds for m in members),
     )
 
 
-def _mean_curves(runs, attribute):
-    per_member = [getattr(run, attribute) for run in runs]
-    return [np.mean(epoch, axis=0) for epoch in zip(*per_member)]
-
-
-def train_distilled(build_model, task, config, seed, ensemble):
-    """DISTILLED: a baseline-sized student taught by the ensemble.
-
-    Args:
-        build_model: `seed -> keras.Model`.
-        task: the data.
-        config: a `TrainingConfig`.
-        seed: the student's seed.
-        ensemble: the ENSEMBLE `TrainedSystem`; the teacher averages its
-            members' logits.
-    """
-    teacher = baselines.Ensemble(ensemble.members, name="teacher")
-    teacher(task.x_test[:1])
-    keras.utils.set_random_seed(seed)
-    student = build_model(seed)
-    distiller = baselines.distillation_baseline(
-        teacher, student, temperature=config.distillation_temperature
-    )
-    _compile(distiller, config)
-    timer, recorder = _fit(distiller, student, task, config, seed)
-    return TrainedSystem(
-        algorithm=DISTILLED,
-        seed=seed,
-        deployed=student,
-        outputs_probabilities=False,
-        training_params=student.count_params(),
-        seconds_per_step=timer.seconds_per_step,
-        train_probabilities=recorder.train_probabilities,
-        test_probabilities=recorder.test_probabilities,
-        trained_model=student,
-    )
-
-
-def train_subset(build_subset_model, task, config, seed):
-    """SUBSET: greedy submodular neuron selection, then plain `Dense`.
-
-    Args:
-        build_subset_model: `seed -> keras.Model` with `SubsetDense`
-            hidden layers.
-        task: the data.
-        config: a `TrainingConfig`.
-        seed: the seed.
-    """
-    keras.utils.set_random_seed(seed)
-    model = build_subset_model(seed)
-    _compile(model, config)
-    timer, recorder = _fit(model, model, task, config, seed)
-    return TrainedSystem(
-        algorithm=SUBSET,
-        seed=seed,
-        deployed=baselines.subset_to_dense(model),
-        outputs_probabilities=False,
-        training_params=model.count_params(),
-        seconds_per_step=timer.seconds_per_step,
-        train_probabilities=recorder.train_probabilities,
-        test_probabilities=recorder.test_probabilities,
-        trained_model=model,
-    )
+def teacher_of(ensemble_run):
+    """DISTILLED's teacher: the mean of the ensemble members' logits."""
+    teacher = baselines.Ensemble(ensemble_run.deployed.members, name="teacher")
+    return teacher

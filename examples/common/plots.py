@@ -1,92 +1,154 @@
-"""Learning-curve plots in the style of the paper's Fig. G.10 and 4.2."""
+"""The protocol's plots: learning-rate selection, learning curves, seeds."""
 
 import os
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from examples.common import results  # noqa: E402
 
-def _band(axis, epochs, per_seed, label, color, linestyle="-"):
-    values = np.asarray(per_seed, dtype="float64")
-    mean = values.mean(axis=0)
-    std = values.std(axis=0)
-    axis.plot(epochs, mean, label=label, color=color, linestyle=linestyle)
-    axis.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.15)
-
-
-def _epochs(curves):
-    first = next(iter(curves.values()))
-    return np.arange(1, len(first["test_accuracy"][0]) + 1)
-
-
-def _colors(curves):
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {name: cycle[i % len(cycle)] for i, name in enumerate(curves)}
+# One color and marker per algorithm, the same in every figure.
+STYLES = {
+    "BASELINE": ("tab:blue", "o"),
+    "BASELINE-LONG": ("tab:cyan", "v"),
+    "MAJORITY KERNELS": ("tab:red", "s"),
+    "ADV-MK": ("tab:orange", "D"),
+    "SUBSET": ("tab:brown", "^"),
+    "ENSEMBLE": ("tab:green", "P"),
+    "DISTILLED": ("tab:purple", "X"),
+}
 
 
-def plot_test_curves(curves, path, title):
-    """Test accuracy and test loss per epoch, one line per algorithm.
+def _style(name):
+    return STYLES.get(name, ("tab:gray", "."))
 
-    Like Fig. G.10 of the paper; the band is +/- one standard deviation
-    over seeds.
+
+def plot_learning_rate_selection(sweeps, path, title):
+    """Validation and test accuracy against the learning rate.
 
     Args:
-        curves: `{algorithm: {"test_accuracy": [[...epochs] per seed],
-            "test_loss": [...]}}`.
+        sweeps: records with `algorithm`, `learning_rate`, `val_accuracy`,
+            `test_accuracy` (seed 0, at the best validation epoch) and
+            `chosen`.
         path: the PNG file to write.
         title: the figure title.
     """
-    epochs = _epochs(curves)
-    colors = _colors(curves)
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, curve in curves.items():
-        _band(left, epochs, curve["test_accuracy"], name, colors[name])
-        _band(right, epochs, curve["test_loss"], name, colors[name])
-    left.set(xlabel="epoch", ylabel="test accuracy")
-    right.set(xlabel="epoch", ylabel="test loss (cross-entropy)")
-    left.legend(fontsize=8)
-    for axis in (left, right):
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    names = list(dict.fromkeys(r["algorithm"] for r in sweeps))
+    for name in names:
+        rows = sorted(
+            (r for r in sweeps if r["algorithm"] == name),
+            key=lambda r: r["learning_rate"],
+        )
+        color, marker = _style(name)
+        rates = [r["learning_rate"] for r in rows]
+        for axis, key in ((left, "val_accuracy"), (right, "test_accuracy")):
+            values = [100 * r[key] for r in rows]
+            axis.plot(rates, values, color=color, marker=marker, label=name)
+            best = [
+                (r["learning_rate"], 100 * r[key]) for r in rows if r["chosen"]
+            ]
+            axis.plot(*zip(*best), color=color, marker="*", markersize=16)
+    for axis, label in ((left, "validation"), (right, "test")):
+        axis.set(xscale="log", xlabel="learning rate")
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axis.set_ylabel(f"{label} accuracy (%), seed 0")
         axis.grid(alpha=0.3)
+    left.legend(fontsize=7)
     figure.suptitle(title)
     _save(figure, path)
 
 
-def plot_generalization_gap(curves, path, title):
-    """Train and test accuracy, and their gap, per epoch (like Fig. 4.2).
+def _mean_and_band(per_seed):
+    values = 100 * np.asarray(per_seed, dtype="float64")
+    bounds = [results.mean_ci(column) for column in values.T]
+    mean = np.array([m for m, _ in bounds])
+    half = np.nan_to_num(np.array([h for _, h in bounds]))
+    return mean, half
+
+
+def plot_learning_curves(runs, path, title):
+    """Test and train accuracy per epoch at each algorithm's chosen rate.
 
     Args:
-        curves: `{algorithm: {"train_accuracy": [...], "test_accuracy":
-            [...]}}`, each a list over seeds of per-epoch values. Train
-            accuracy is measured in inference mode on the training data.
+        runs: run records of one setting (`curves` per epoch).
         path: the PNG file to write.
         title: the figure title.
     """
-    epochs = _epochs(curves)
-    colors = _colors(curves)
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, curve in curves.items():
-        color = colors[name]
-        _band(left, epochs, curve["train_accuracy"], None, color, "--")
-        _band(left, epochs, curve["test_accuracy"], name, color)
-        gap = np.asarray(curve["train_accuracy"]) - np.asarray(
-            curve["test_accuracy"]
-        )
-        _band(right, epochs, gap, name, color)
-    left.set(xlabel="epoch", ylabel="accuracy (dashed: train, solid: test)")
-    right.set(xlabel="epoch", ylabel="train - test accuracy")
-    left.legend(fontsize=8)
+    names = list(dict.fromkeys(r["algorithm"] for r in runs))
+    for name in names:
+        group = [r for r in runs if r["algorithm"] == name]
+        color, _ = _style(name)
+        for axis, key in ((left, "test_accuracy"), (right, "train_accuracy")):
+            mean, half = _mean_and_band([r["curves"][key] for r in group])
+            epochs = np.arange(1, len(mean) + 1)
+            axis.plot(epochs, mean, color=color, label=name, linewidth=1.2)
+            axis.fill_between(
+                epochs, mean - half, mean + half, color=color, alpha=0.15
+            )
+    left.set(xlabel="epoch", ylabel="test accuracy (%)")
+    right.set(xlabel="epoch", ylabel="train accuracy (%, inference mode)")
     for axis in (left, right):
         axis.grid(alpha=0.3)
+    left.legend(fontsize=7)
     figure.suptitle(title)
+    _save(figure, path)
+
+
+def plot_paired_seeds(runs, path, versus="BASELINE"):
+    """MK against `versus`, one point per seed, per setting.
+
+    Args:
+        runs: run records of every setting.
+        path: the PNG file to write.
+        versus: the algorithm on the x axis.
+    """
+    settings = list(
+        dict.fromkeys(
+            (r["dataset"], r["topology"], r["optimizer"]) for r in runs
+        )
+    )
+    figure, axes = plt.subplots(
+        1, len(settings), figsize=(4 * len(settings), 4), squeeze=False
+    )
+    for axis, setting in zip(axes[0], settings):
+
+        def accuracy(name, setting=setting):
+            return {
+                r["seed"]: 100 * r["test_accuracy"]
+                for r in runs
+                if (r["dataset"], r["topology"], r["optimizer"]) == setting
+                and r["algorithm"] == name
+            }
+
+        mine, theirs = accuracy("MAJORITY KERNELS"), accuracy(versus)
+        seeds = sorted(set(mine) & set(theirs))
+        x = [theirs[s] for s in seeds]
+        y = [mine[s] for s in seeds]
+        axis.scatter(x, y, color=_style("MAJORITY KERNELS")[0])
+        for seed, a, b in zip(seeds, x, y):
+            axis.annotate(str(seed), (a, b), fontsize=7)
+        if x:
+            low = min(x + y) - 0.5
+            high = max(x + y) + 0.5
+            axis.plot([low, high], [low, high], color="gray", linewidth=0.8)
+        axis.set(
+            xlabel=f"{versus} test accuracy (%)",
+            ylabel="MAJORITY KERNELS test accuracy (%)",
+            title=" ".join(setting),
+        )
+        axis.grid(alpha=0.3)
     _save(figure, path)
 
 
 def _save(figure, path):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -4,17 +4,76 @@ import json
 import os
 
 import numpy as np
+from scipy import stats
 
 
-def mean_std(values):
-    """`(mean, std)` of a list of numbers (population std, 0 for one)."""
+def mean_ci(values, confidence=0.95):
+    """Mean and half-width of its Student-t confidence interval.
+
+    Args:
+        values: per-seed numbers.
+        confidence: the interval's coverage. Default 0.95.
+
+    Returns:
+        `(mean, half_width)`; the half-width is NaN for fewer than two
+        values (no interval from one seed).
+    """
     values = np.asarray(values, dtype="float64")
-    return float(values.mean()), float(values.std())
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan")
+    sem = values.std(ddof=1) / np.sqrt(len(values))
+    t = stats.t.ppf(0.5 + confidence / 2, len(values) - 1)
+    return mean, float(t * sem)
 
 
-def format_mean_std(mean, std, scale=100.0, digits=2):
-    """`"91.23 ± 0.45"` (values scaled, e.g. to percent)."""
-    return f"{mean * scale:.{digits}f} ± {std * scale:.{digits}f}"
+def bootstrap_ci(differences, confidence=0.95, resamples=10000, seed=0):
+    """Percentile bootstrap interval of the mean of paired differences.
+
+    Args:
+        differences: per-seed differences (e.g. MK minus BASELINE).
+        confidence: the interval's coverage. Default 0.95.
+        resamples: bootstrap resamples. Default 10,000.
+        seed: the resampling seed (the interval is reproducible).
+
+    Returns:
+        `(low, high)`; `(d, d)` when every difference is `d`, NaNs for
+        fewer than three differences (resampling two values gives only
+        their range: no basis for a verdict).
+    """
+    differences = np.asarray(differences, dtype="float64")
+    if len(differences) < 3:
+        return float("nan"), float("nan")
+    if np.all(differences == differences[0]):
+        return float(differences[0]), float(differences[0])
+    result = stats.bootstrap(
+        (differences,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
+
+
+def verdict(low, high):
+    """A plain reading of a confidence interval of a difference."""
+    if not np.isfinite(low) or not np.isfinite(high):
+        return "too few seeds"
+    if low > 0:
+        return "better"
+    if high < 0:
+        return "worse"
+    return "no detectable difference"
+
+
+def format_ci(mean, half_width, scale=100.0, digits=2):
+    """`"91.23 ± 0.45"` (scaled, e.g. to percent); no `±` for one seed."""
+    if not np.isfinite(half_width):
+        return f"{mean * scale:.{digits}f} (1 seed)"
+    return f"{mean * scale:.{digits}f} ± {half_width * scale:.{digits}f}"
 
 
 def summarize(runs, group_keys, baseline="BASELINE"):
@@ -22,16 +81,16 @@ def summarize(runs, group_keys, baseline="BASELINE"):
 
     Args:
         runs: list of run dicts with `group_keys`, `"algorithm"`,
-            `"test_accuracy"`, `"train_accuracy"`, `"seconds_per_step"`,
-            `"inference_params"` and optionally `"latency_ms"`.
+            `"test_accuracy"`, `"train_accuracy"`, `"seconds_per_step"`
+            and `"inference_params"`.
         group_keys: the keys that identify a setting besides the algorithm
             (e.g. `("task", "architecture")`).
         baseline: the algorithm the ratios are relative to.
 
     Returns:
         A list of dicts, one per (setting, algorithm) in first-seen order,
-        with means, standard deviations and ratios to the baseline of the
-        same setting (None when the baseline was not run).
+        with means, 95% confidence half-widths and ratios to the baseline
+        of the same setting (None when the baseline was not run).
     """
     groups = {}
     for run in runs:
@@ -51,17 +110,17 @@ def summarize(runs, group_keys, baseline="BASELINE"):
     for key, rows in groups.items():
         setting = dict(zip(group_keys, key[:-1]))
         reference = groups.get(key[:-1] + (baseline,), [])
-        test_mean, test_std = mean_std([r["test_accuracy"] for r in rows])
+        test_mean, test_ci = mean_ci([r["test_accuracy"] for r in rows])
         gaps = [r["train_accuracy"] - r["test_accuracy"] for r in rows]
-        gap_mean, gap_std = mean_std(gaps)
+        gap_mean, gap_ci = mean_ci(gaps)
         row = dict(setting)
         row.update(
             algorithm=key[-1],
             seeds=len(rows),
             test_accuracy_mean=test_mean,
-            test_accuracy_std=test_std,
+            test_accuracy_ci=test_ci,
             generalization_gap_mean=gap_mean,
-            generalization_gap_std=gap_std,
+            generalization_gap_ci=gap_ci,
             seconds_per_step=mean_of(rows, "seconds_per_step"),
             step_time_ratio=ratio(
                 mean_of(rows, "seconds_per_step"),
@@ -73,10 +132,6 @@ def summarize(runs, group_keys, baseline="BASELINE"):
                 rows[0]["inference_params"],
                 reference[0]["inference_params"] if reference else None,
             ),
-            latency_ms=mean_of(rows, "latency_ms"),
-            latency_ratio=ratio(
-                mean_of(rows, "latency_ms"), mean_of(reference, "latency_ms")
-            ),
         )
         summary.append(row)
     return summary
@@ -87,14 +142,13 @@ def _ratio_text(value):
 
 
 SUMMARY_COLUMNS = (
-    ("Test accuracy (%)", lambda r: format_mean_std(
-        r["test_accuracy_mean"], r["test_accuracy_std"])),
-    ("Train-test gap (pts)", lambda r: format_mean_std(
-        r["generalization_gap_mean"], r["generalization_gap_std"])),
+    ("Test accuracy (%, 95% CI)", lambda r: format_ci(
+        r["test_accuracy_mean"], r["test_accuracy_ci"])),
+    ("Train-test gap (pts)", lambda r: format_ci(
+        r["generalization_gap_mean"], r["generalization_gap_ci"])),
     ("Step time", lambda r: _ratio_text(r["step_time_ratio"])),
     ("Inference params", lambda r: f"{r['inference_params']:,}"),
     ("Params", lambda r: _ratio_text(r["inference_params_ratio"])),
-    ("Latency", lambda r: _ratio_text(r["latency_ratio"])),
 )  # fmt: skip
 
 

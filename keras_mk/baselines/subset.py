@@ -10,9 +10,13 @@ Eq. F.9:
 with `u(i) = ||U_i|| + c`, `s` the cosine similarity, `E` the edges of the
 `t`-nearest-neighbour graph of the candidates (by cosine similarity,
 `t = 10`) and `c = max_l sum_{j: {l, j} in E} s(l, j)`. Only the selected
-neurons take part in the step; the next layer sees them in ascending index
-order, as the `m` inputs of its own kernel. At the end
-`subset_to_dense` selects once more and returns the plain model.
+neurons take part in the step. The layer outputs all `expansion * units`
+candidate positions, zero where a candidate is not selected, so row `i` of
+the next layer's kernel always belongs to candidate neuron `i`: the next
+layer sees the selected neurons in a fixed correspondence, whichever are
+selected (Algorithm F.1). At the end `subset_to_dense` selects once more and
+returns the plain model made of the selected columns of each kernel and the
+matching rows of the next one.
 
 The selection runs inside the train step with Keras ops (so it compiles with
 the step on TensorFlow and JAX): a cosine-similarity matrix (`O(N^2 d)` for
@@ -24,6 +28,7 @@ import keras
 from keras import ops
 
 from keras_mk import _keras_private
+from keras_mk.layers.mk_layer import _reseeded
 
 
 def _validate_int(name, value, minimum):
@@ -33,15 +38,6 @@ def _validate_int(name, value, minimum):
             f"Received: {name}={value!r}"
         )
     return value
-
-
-def _reseeded(initializer, offset):
-    """The initializer with another seed: a seeded one repeats its draws."""
-    config = initializer.get_config()
-    if config.get("seed") is None or offset == 0:
-        return initializer
-    config["seed"] = int(config["seed"]) + 1000003 * offset
-    return initializer.__class__.from_config(config)
 
 
 def submodular_graph(rows, neighbours=10):
@@ -67,8 +63,17 @@ def submodular_graph(rows, neighbours=10):
     t = min(neighbours, n - 1)
     if t > 0:
         masked = ops.where(ops.equal(eye, 1.0), -3.0, similarity)
-        _, nearest = ops.top_k(masked, k=t)
-        directed = ops.max(ops.one_hot(nearest, n, dtype=rows.dtype), axis=1)
+        # Row i's t nearest: at least its t-th largest similarity, found
+        # by t row maxima (XLA's CPU `top_k` on an `(N, N)` matrix costs
+        # more than the rest of the selection).
+        remaining = masked
+        for _ in range(t - 1):
+            top = ops.max(remaining, axis=1, keepdims=True)
+            remaining = ops.where(
+                ops.greater_equal(remaining, top), -3.0, remaining
+            )
+        kth = ops.max(remaining, axis=1, keepdims=True)
+        directed = ops.cast(ops.greater_equal(masked, kth), rows.dtype)
         adjacency = ops.maximum(directed, ops.transpose(directed))
     else:
         adjacency = ops.zeros_like(similarity)
@@ -148,23 +153,31 @@ class SubsetDense(keras.layers.Layer):
     The SUBSET-BASELINE of the paper (Algorithm F.1). The kernel has shape
     `(input_dim, expansion * units)`; every training call first selects
     `units` candidate neurons with `greedy_subset` (Eq. F.9) on the current
-    weights, stores the selection and computes
-    `activation(inputs @ kernel[:, S] + bias[S])`. Inference uses the stored
-    selection (the last one). Gradients reach only the selected neurons.
+    weights and stores the selection. The output has one position per
+    candidate: `activation(inputs @ kernel + bias)` at the selected ones and
+    0 elsewhere, so the next layer's kernel row `i` is tied to candidate `i`
+    (a fixed correspondence, whatever is selected). Inference uses the
+    stored selection (the last one). Gradients reach only the selected
+    neurons, and only the next layer's rows of selected neurons.
     `subset_to_dense` converts a trained model to plain `Dense` layers.
 
     Args:
         units: positive integer, the number of neurons kept.
         expansion: integer >= 1, the number of candidates per kept neuron.
             Default 3.
+        input_expansion: integer >= 1, the `expansion` of the `SubsetDense`
+            layer feeding this one (1 for any other input). The kernel is
+            initialized as if the layer had `input_dim / input_expansion`
+            inputs, the number the selected plain network has. Default 1.
         neighbours: `t` of the nearest-neighbour graph. Default 10.
         alpha: weight of the utility term of Eq. F.9. Default 1.
         beta: weight of the similarity term. Default 1.
         activation: activation function. Default None.
         use_bias: whether to add a bias. Default True.
         kernel_initializer: initializer of the kernel. Default
-            `"glorot_uniform"` (computed on the `(input_dim, units)` shape
-            of the kept layer).
+            `"glorot_uniform"`. Each `(input_dim / input_expansion, units)`
+            block is one draw on the shape of the kept layer, with its own
+            seed, so the candidate neurons differ.
         bias_initializer: initializer of the bias. Default `"zeros"`.
         **kwargs: base layer arguments (e.g. `name`).
 
@@ -172,7 +185,8 @@ class SubsetDense(keras.layers.Layer):
         2-D tensor of shape `(batch_size, input_dim)`.
 
     Output shape:
-        2-D tensor of shape `(batch_size, units)`.
+        2-D tensor of shape `(batch_size, expansion * units)`, zero outside
+        the `units` selected positions.
 
     Example:
 
@@ -180,11 +194,11 @@ class SubsetDense(keras.layers.Layer):
     model = keras.Sequential([
         keras.Input((64,)),
         keras_mk.baselines.SubsetDense(100, activation="relu"),
-        keras.layers.Dense(10),
+        keras_mk.baselines.SubsetDense(10, expansion=1, input_expansion=3),
     ])
     model.compile("adam", "sparse_categorical_crossentropy")
     model.fit(x, y)
-    plain = keras_mk.baselines.subset_to_dense(model)
+    plain = keras_mk.baselines.subset_to_dense(model)  # 64 -> 100 -> 10
     ```
 
     References:
@@ -195,6 +209,7 @@ class SubsetDense(keras.layers.Layer):
         self,
         units,
         expansion=3,
+        input_expansion=1,
         neighbours=10,
         alpha=1.0,
         beta=1.0,
@@ -207,6 +222,9 @@ class SubsetDense(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = _validate_int("units", units, 1)
         self.expansion = _validate_int("expansion", expansion, 1)
+        self.input_expansion = _validate_int(
+            "input_expansion", input_expansion, 1
+        )
         self.neighbours = _validate_int("neighbours", neighbours, 1)
         self.alpha = float(alpha)
         self.beta = float(beta)
@@ -215,26 +233,48 @@ class SubsetDense(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
+    @property
+    def candidates(self):
+        """The number of candidate neurons, `expansion * units`."""
+        return self.expansion * self.units
+
     def build(self, input_shape):
         input_dim = input_shape[-1]
-        candidates = self.expansion * self.units
-        # Each candidate column drawn like a column of the kept layer.
+        if input_dim % self.input_expansion:
+            raise ValueError(
+                "The input dimension must be a multiple of `input_expansion`. "
+                f"Received: input_dim={input_dim}, "
+                f"input_expansion={self.input_expansion}"
+            )
+        block = (input_dim // self.input_expansion, self.units)
+        # One draw per (input block, candidate block), each with its own
+        # seed: an unseeded or int-seeded initializer repeats its values.
         kernel = ops.concatenate(
             [
-                _reseeded(self.kernel_initializer, k)((input_dim, self.units))
-                for k in range(self.expansion)
+                ops.concatenate(
+                    [
+                        _reseeded(
+                            self.kernel_initializer, r * self.expansion + k
+                        )(block)
+                        for k in range(self.expansion)
+                    ],
+                    axis=1,
+                )
+                for r in range(self.input_expansion)
             ],
-            axis=1,
+            axis=0,
         )
         self.kernel = self.add_weight(
-            name="kernel", shape=(input_dim, candidates), initializer="zeros"
+            name="kernel",
+            shape=(input_dim, self.candidates),
+            initializer="zeros",
         )
         self.kernel.assign(kernel)
         self.bias = None
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
-                shape=(candidates,),
+                shape=(self.candidates,),
                 initializer=self.bias_initializer,
             )
         self.selected = self.add_weight(
@@ -267,13 +307,16 @@ class SubsetDense(keras.layers.Layer):
             self.selected.assign(selected)
         else:
             selected = self.selected
-        outputs = ops.matmul(inputs, ops.take(self.kernel, selected, axis=1))
+        mask = ops.sum(
+            ops.one_hot(selected, self.candidates, dtype=inputs.dtype), axis=0
+        )
+        outputs = ops.matmul(inputs, self.kernel)
         if self.use_bias:
-            outputs = ops.add(outputs, ops.take(self.bias, selected, axis=0))
-        return self.activation(outputs)
+            outputs = ops.add(outputs, self.bias)
+        return ops.multiply(self.activation(outputs), mask)
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.units,)
+        return tuple(input_shape[:-1]) + (self.candidates,)
 
     def get_config(self):
         config = super().get_config()
@@ -281,6 +324,7 @@ class SubsetDense(keras.layers.Layer):
             {
                 "units": self.units,
                 "expansion": self.expansion,
+                "input_expansion": self.input_expansion,
                 "neighbours": self.neighbours,
                 "alpha": self.alpha,
                 "beta": self.beta,
@@ -297,19 +341,33 @@ class SubsetDense(keras.layers.Layer):
         return config
 
 
+# Layers that act on each feature alone: the selection passes through them.
+_ELEMENTWISE = (
+    keras.layers.Activation,
+    keras.layers.Dropout,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.InputLayer,
+)
+
+
 def subset_to_dense(model):
     """The plain model: every `SubsetDense` becomes a `Dense` of its units.
 
     Runs the greedy selection once more on the final weights (the last line
-    of Algorithm F.1) and keeps the selected columns of each kernel.
+    of Algorithm F.1), keeps the selected columns of each `SubsetDense`
+    kernel and, in the layer after it, the rows of those neurons.
 
     Args:
-        model: a Sequential or Functional model with `SubsetDense` layers.
+        model: a Sequential or Functional model whose layers form a chain;
+            a `SubsetDense` may be followed by `SubsetDense`, `Dense` or
+            elementwise layers (activations, dropout) only.
 
     Returns:
         A new model with the same inputs and outputs in which each
-        `SubsetDense(units)` is a `keras.layers.Dense(units)`; other layers
-        keep their weights.
+        `SubsetDense(units)` is a `keras.layers.Dense(units)` and the layer
+        after it reads only the selected neurons; other layers keep their
+        weights.
     """
 
     def clone(layer):
@@ -323,12 +381,29 @@ def subset_to_dense(model):
         return layer.__class__.from_config(layer.get_config())
 
     plain = keras.models.clone_model(model, clone_function=clone)
+    rows = None  # The neurons the previous SubsetDense kept.
     for old, new in zip(model.layers, plain.layers):
-        if isinstance(old, SubsetDense):
-            selected = old.select()
-            new.kernel.assign(ops.take(old.kernel, selected, axis=1))
-            if old.use_bias:
-                new.bias.assign(ops.take(old.bias, selected, axis=0))
+        if isinstance(old, (SubsetDense, keras.layers.Dense)):
+            kernel = old.kernel
+            if rows is not None:
+                kernel = ops.take(kernel, rows, axis=0)
+            if isinstance(old, SubsetDense):
+                selected = old.select()
+                new.kernel.assign(ops.take(kernel, selected, axis=1))
+                if old.use_bias:
+                    new.bias.assign(ops.take(old.bias, selected, axis=0))
+                rows = selected
+            else:
+                new.kernel.assign(kernel)
+                if old.use_bias:
+                    new.bias.assign(old.bias)
+                rows = None
+        elif rows is not None and not isinstance(old, _ELEMENTWISE):
+            raise ValueError(
+                "`subset_to_dense` needs the layer after a `SubsetDense` to "
+                "be a `Dense`, a `SubsetDense` or elementwise. Received: "
+                f"layer={old.name!r} ({type(old).__name__})"
+            )
         else:
             new.set_weights(old.get_weights())
     return plain

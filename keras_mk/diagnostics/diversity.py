@@ -56,8 +56,9 @@ class CopyDiversity(keras.callbacks.Callback):
     values appear in the `History` and in progress bars. The values are also
     kept in `callback.history` (with the value before training at index 0).
     A diversity that decays to 0 means the copies have collapsed to equal
-    kernels: training has fallen back to the small model at learning rate
-    `lr / e` (Lemma B.2).
+    kernels: training has fallen back to the small model (at learning rate
+    `lr / e` with SGD or momentum, Lemma B.2; at about `lr` with Adam,
+    which is nearly invariant to the gradient's scale).
 
     Args:
         per_layer: whether to log each layer's value too. Default False.

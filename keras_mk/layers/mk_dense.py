@@ -8,7 +8,7 @@ MK_ARGS_DOC = """        expansion: int >= 1, the number of kernel copies `e`.
             per-element probabilities `p` (iid Exponential(1) normalised over
             the copies, Eq. 2.2 of the paper) and uses `sum_k W_k p_k` as the
             kernel. `"uniform"`: always the mean of the copies (the ablation
-            of Lemma B.2: plain training at learning rate `lr / e`).
+            of Lemma B.2: with SGD, plain training at learning rate `lr / e`).
         concentration: float > 0, default 1.0. `p` is Dirichlet(concentration)
             per element; 1.0 is exactly the paper's normalised exponentials
             (sampled as uniform spacings), larger values mean less noise.

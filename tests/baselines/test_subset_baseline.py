@@ -98,12 +98,18 @@ def test_subset_dense_trains_and_collapses_to_plain_shapes():
         [
             keras.Input((10,)),
             SubsetDense(8, expansion=3, activation="relu"),
-            SubsetDense(6, expansion=2, neighbours=4, activation="relu"),
+            SubsetDense(
+                6,
+                expansion=2,
+                input_expansion=3,
+                neighbours=4,
+                activation="relu",
+            ),
             keras.layers.Dense(3),
         ]
     )
     assert tuple(model.layers[0].kernel.shape) == (10, 24)
-    assert tuple(model.layers[1].kernel.shape) == (8, 12)
+    assert tuple(model.layers[1].kernel.shape) == (24, 12)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(keras.optimizers.Adam(0.02), loss)
     before = model.evaluate(x, y, verbose=0)
@@ -139,3 +145,92 @@ def test_subset_dense_selects_distinct_neurons_and_saves(tmp_path):
     assert restored.layers[0].get_config() == layer.get_config()
     with pytest.raises(ValueError, match="Received: units=0"):
         SubsetDense(0)
+
+
+def _two_layer_subset_net(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((7,)),
+            SubsetDense(5, expansion=3, activation="relu", name="hidden"),
+            keras.layers.Dense(4, name="logits"),
+        ]
+    )
+
+
+def test_two_layer_subset_net_equals_plain_net_of_selected_rows_and_columns():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 7)).astype("float32")
+    y = rng.integers(0, 4, size=64)
+    model = _two_layer_subset_net()
+    assert tuple(model.layers[1].kernel.shape) == (15, 4)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.SGD(0.1), loss)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    hidden, logits = model.layers
+    selected = _numpy(hidden.selected)
+    # The plain network made of the selected columns of the first kernel and
+    # the matching rows of the second, written out in NumPy.
+    k1, b1 = _numpy(hidden.kernel), _numpy(hidden.bias)
+    k2, b2 = _numpy(logits.kernel), _numpy(logits.bias)
+    h = np.maximum(x @ k1[:, selected] + b1[selected], 0.0)
+    expected = h @ k2[selected] + b2
+    np.testing.assert_allclose(_numpy(model(x)), expected, atol=1e-5)
+    # A training call with the same weights selects the same neurons, so
+    # training evaluates the same network.
+    np.testing.assert_allclose(
+        _numpy(model(x, training=True)), expected, atol=1e-5
+    )
+    hidden.selected.assign(hidden.select())
+    plain = subset_to_dense(model)
+    assert [tuple(w.shape) for w in plain.weights] == [
+        (7, 5),
+        (5,),
+        (5, 4),
+        (4,),
+    ]
+    np.testing.assert_allclose(_numpy(plain(x)), _numpy(model(x)), atol=1e-5)
+
+
+def test_unselected_neurons_and_their_next_layer_rows_get_no_gradient():
+    x = np.random.default_rng(1).normal(size=(32, 7)).astype("float32")
+    y = np.zeros(32, "int32")
+    model = _two_layer_subset_net(seed=3)
+    hidden, logits = model.layers
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.SGD(0.5), loss)
+    before = [_numpy(hidden.kernel), _numpy(logits.kernel)]
+    # The selection at build time is the one the first training step makes.
+    selected = _numpy(hidden.select())
+    model.train_on_batch(x, y)
+    others = np.setdiff1d(np.arange(15), selected)
+    np.testing.assert_array_equal(
+        _numpy(hidden.kernel)[:, others], before[0][:, others]
+    )
+    np.testing.assert_array_equal(
+        _numpy(logits.kernel)[others], before[1][others]
+    )
+    assert not np.allclose(_numpy(logits.kernel)[selected], before[1][selected])
+
+
+@pytest.mark.parametrize("initializer", ["glorot_uniform", "seeded"])
+def test_candidate_blocks_differ_at_initialization(initializer):
+    if initializer == "seeded":
+        initializer = keras.initializers.GlorotUniform(seed=5)
+    layer = SubsetDense(
+        4, expansion=3, input_expansion=2, kernel_initializer=initializer
+    )
+    layer.build((None, 6))
+    kernel = _numpy(layer.kernel)
+    blocks = [
+        kernel[r * 3 : (r + 1) * 3, k * 4 : (k + 1) * 4]
+        for r in range(2)
+        for k in range(3)
+    ]
+    for a, b in itertools.combinations(blocks, 2):
+        assert not np.allclose(a, b)
+    # Each block is drawn on the kept layer's shape: Glorot's limit for
+    # fan_in = 6 / 2 = 3 and fan_out = 4.
+    assert np.abs(kernel).max() <= math.sqrt(6 / (3 + 4)) + 1e-6
+    with pytest.raises(ValueError, match="input_expansion=4"):
+        SubsetDense(4, input_expansion=4).build((None, 6))

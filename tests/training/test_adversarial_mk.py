@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -105,11 +107,11 @@ def test_mixing_weight_is_in_unit_interval():
     assert u.std() > 0.05
 
 
-@pytest.mark.parametrize("epsilon", [0.5, 1e3])
-def test_adversarial_probabilities_on_simplex_and_increase_loss(epsilon):
+@pytest.mark.parametrize("epsilon,step", [(0.25, "scaled"), (1e3, "raw")])
+def test_adversarial_probabilities_on_simplex_and_increase_loss(epsilon, step):
     x, y = _data()
     model = _mk_model(copy_initialization="independent")
-    adversarial = AdversarialMK(model, epsilon=epsilon)
+    adversarial = AdversarialMK(model, epsilon=epsilon, step=step)
     adversarial.compile(keras.optimizers.SGD(0.1), LOSS)
     p_adv = adversarial.adversarial_probabilities(x, y)
     layers = adversarial.mk_layers
@@ -144,8 +146,14 @@ def test_fit_trains_and_d2_keeps_copies_apart():
     results = {}
     for adversarial_only in (True, False):
         model = _mk_model()
-        adversarial = AdversarialMK(
-            model, epsilon=0.5, adversarial_only=adversarial_only
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            adversarial = AdversarialMK(
+                model, epsilon=0.5, adversarial_only=adversarial_only
+            )
+        # D.1 on replicated copies warns that it cannot work.
+        assert any("independent" in str(w.message) for w in caught) == (
+            adversarial_only
         )
         adversarial.compile(keras.optimizers.Adam(0.02), LOSS)
         before = adversarial.evaluate(x, y, verbose=0)
@@ -168,6 +176,49 @@ def test_config_round_trip_and_validation():
     assert len(clone.mk_layers) == 2
     with pytest.raises(ValueError, match="Received: epsilon=-1"):
         AdversarialMK(_mk_model(), epsilon=-1)
+    with pytest.raises(ValueError, match="Received: step='big'"):
+        AdversarialMK(_mk_model(), step="big")
+    with pytest.raises(ValueError, match="probability_sharing='row'"):
+        AdversarialMK(_mk_model(), probability_sharing="row")
     plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no MK layer"):
         AdversarialMK(plain)
+
+
+def _trained_mk_model(x, y):
+    """An MK model after a few epochs of plain MK training."""
+    model = _mk_model()
+    model.compile(keras.optimizers.Adam(0.02), LOSS)
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    return model
+
+
+def test_default_epsilon_moves_p_and_raw_step_barely_does():
+    x, y = _data()
+    model = _trained_mk_model(x, y)
+    default = AdversarialMK(model)
+    default.compile(keras.optimizers.Adam(0.02), LOSS)
+    stats = default.probability_statistics(x, y)
+    # The scaled step moves p by about epsilon (RMS, before projection).
+    assert 0.05 < stats["mean_abs_deviation"] < 0.34
+    assert stats["mean_u"] > 0.02
+    # The paper's raw step at the old default leaves p nearly uniform.
+    raw = AdversarialMK(model, epsilon=0.1, step="raw")
+    raw.compile(keras.optimizers.Adam(0.02), LOSS)
+    raw_stats = raw.probability_statistics(x, y)
+    assert raw_stats["mean_abs_deviation"] < 0.1 * stats["mean_abs_deviation"]
+
+
+def test_unit_sharing_gives_one_p_per_output_unit_and_copy():
+    x, y = _data()
+    model = _trained_mk_model(x, y)
+    adversarial = AdversarialMK(model, probability_sharing="unit")
+    adversarial.compile(keras.optimizers.Adam(0.02), LOSS)
+    p_adv = adversarial.adversarial_probabilities(x, y)
+    assert [tuple(p.shape) for p in p_adv] == [(3, 1, 16), (3, 1, 3)]
+    for p in p_adv:
+        np.testing.assert_allclose(_numpy(p).sum(0), 1.0, atol=1e-5)
+    assert adversarial.probability_statistics(x, y)["mean_abs_deviation"] > 0.05
+    before = adversarial.evaluate(x, y, verbose=0)
+    adversarial.fit(x, y, epochs=2, batch_size=32, verbose=0)
+    assert adversarial.evaluate(x, y, verbose=0) < before

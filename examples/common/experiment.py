@@ -1,0 +1,186 @@
+"""Runs the protocol over datasets, topologies and optimizers; writes it.
+
+Used by `examples/main.py` (and `examples/fully_connected.py`, the same
+protocol on CIFAR-10).
+"""
+
+import os
+import platform
+import time
+import warnings
+
+import keras
+from tqdm.auto import tqdm
+
+import keras_mk
+from examples.common import algorithms
+from examples.common import datasets
+from examples.common import litert
+from examples.common import report
+from examples.common import results
+from examples.common import runner
+from examples.common.models import TOPOLOGIES
+
+
+def _environment():
+    return {
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "keras_mk": keras_mk.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        # Other work sharing the CPUs makes wall times noisier.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _quiet():
+    # Many small models: TensorFlow's retracing warnings are expected.
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter.*")
+    warnings.filterwarnings("ignore", message=".*copies are equal.*")
+
+
+def _algorithms(flags):
+    names = [algorithms.FLAG_NAMES[f] for f in flags]
+    if algorithms.BASELINE not in names:
+        names.insert(0, algorithms.BASELINE)
+    return tuple(n for n in algorithms.ALGORITHMS if n in names)
+
+
+def fits_per_setting(names, rates, seeds, expansion):
+    """How many models one setting trains (for the progress bar)."""
+    per_swept = rates + seeds - 1
+    ensemble = {algorithms.ENSEMBLE, algorithms.DISTILLED} & set(names)
+    swept = [n for n in runner.SWEPT if n in names]
+    if ensemble and algorithms.BASELINE not in swept:
+        swept.append(algorithms.BASELINE)
+    fits = len(swept) * per_swept
+    if ensemble:
+        fits += seeds * (expansion - 1)
+    if algorithms.DISTILLED in names:
+        fits += per_swept
+    return fits
+
+
+def run_experiment(args):
+    """Runs the protocol for the parsed `examples.main` flags.
+
+    Returns:
+        The dict written to `<output>/results.json`.
+    """
+    start = time.perf_counter()
+    _quiet()
+    names = _algorithms(args.algorithms)
+    budget = algorithms.Budget(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        expansion=args.expansion,
+        adversarial_epsilon=args.adv_epsilon,
+        adversarial_only=args.adv_d1,
+    )
+    data = {}
+    for name in args.datasets:
+        loaded = datasets.load(
+            name, args.data_dir, args.smoke, args.mnist1d_samples
+        )
+        data[name] = loaded.limited(args.max_train, 256 if args.smoke else None)
+    settings = [
+        runner.Setting(
+            data=d,
+            topology=topology,
+            hidden_units=TOPOLOGIES[topology],
+            optimizer=optimizer,
+            algorithms=names,
+            exponents=tuple(args.lr_exponents),
+            seeds=args.seeds,
+            budget=_with_optimizer(budget, optimizer),
+        )
+        for d in data.values()
+        for topology in args.topologies
+        for optimizer in args.optimizers
+    ]
+    total = len(settings) * fits_per_setting(
+        names, len(args.lr_exponents), args.seeds, args.expansion
+    )
+    progress = tqdm(
+        total=total,
+        desc="training",
+        unit="model",
+        disable=args.no_progress,
+        dynamic_ncols=True,
+    )
+    runs, sweeps, to_export = [], [], {}
+    for setting in settings:
+        new_runs, new_sweeps, mk = runner.Protocol(setting, progress).run()
+        runs += new_runs
+        sweeps += new_sweeps
+        if mk is not None and not to_export:
+            name = (
+                f"{setting.data.name}_{setting.topology}_"
+                f"{setting.optimizer}_mk_collapsed"
+            )
+            to_export[name] = (mk.deployed, setting.data.x_test[:32])
+    progress.close()
+    exports = []
+    if to_export and not args.no_export:
+        exports = litert.save_and_export(
+            to_export,
+            os.path.join(args.output, "models"),
+            keras.backend.backend(),
+        )
+    output = {
+        "description": "keras_mk main job: the paper's Table 5 protocol",
+        "options": {
+            "datasets": list(args.datasets),
+            "topologies": list(args.topologies),
+            "optimizers": list(args.optimizers),
+            "algorithms": list(names),
+            "lr_exponents": list(args.lr_exponents),
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "expansion": args.expansion,
+            "adversarial_epsilon": args.adv_epsilon,
+            "adversarial_only": args.adv_d1,
+            "full": args.full,
+            "smoke": args.smoke,
+        },
+        "environment": _environment(),
+        "data": {name: d.sizes() for name, d in data.items()},
+        "wall_time_s": time.perf_counter() - start,
+        "summary": runner.summarize(runs),
+        "paired": runner.paired_comparisons(runs),
+        "exports": exports,
+        "sweeps": sweeps,
+        "runs": runs,
+    }
+    os.makedirs(args.output, exist_ok=True)
+    figures = report.write_plots(output, args.output)
+    results.write_json(os.path.join(args.output, "results.json"), output)
+    with open(os.path.join(args.output, "results.md"), "w") as f:
+        f.write("# keras_mk main job: results\n\n")
+        f.write(report.markdown(output, figures))
+    print()
+    print(report.text_tables(output))
+    for export in exports:
+        print(
+            f"saved {export['keras']} and {export['tflite']} "
+            f"(max |LiteRT - Keras| = {export['max_abs_diff_vs_keras']:.1e})"
+        )
+    print(
+        f"{output['wall_time_s']:.0f} s on {os.cpu_count()} CPUs "
+        f"({keras.backend.backend()}); results in {args.output}/results.json,"
+        " results.md and *.png"
+    )
+    return output
+
+
+def _with_optimizer(budget, optimizer):
+    import dataclasses
+
+    return dataclasses.replace(budget, optimizer=optimizer)

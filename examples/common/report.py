@@ -1,0 +1,178 @@
+"""The protocol's report: tables for the terminal and `results.md`, plots."""
+
+import os
+
+from examples.common import plots
+from examples.common import results
+from examples.common.datasets import REFERENCES
+
+
+def _setting(row):
+    return f"{row['dataset']} {row['topology']} {row['optimizer']}"
+
+
+def _p_stats(row):
+    if "p_deviation" not in row:
+        return "-"
+    return f"{row['p_deviation']:.3f} / {row['p_mixing_u']:.3f}"
+
+
+SUMMARY_COLUMNS = (
+    ("Setting", _setting),
+    ("Algorithm", lambda r: r["algorithm"]),
+    ("lr", lambda r: f"{r['learning_rate']:.3g}"),
+    ("Epochs (best, median)", lambda r: (
+        f"{r['epochs']} ({r['best_epoch_median']:.0f})")),
+    ("Test accuracy (%, 95% CI)", lambda r: results.format_ci(
+        r["test_accuracy_mean"], r["test_accuracy_ci"])),
+    ("Train-test gap (pts)", lambda r: results.format_ci(
+        r["gap_mean"], r["gap_ci"])),
+    ("Inference params", lambda r: f"{r['inference_params']:,}"),
+    ("Mean \\|p_adv - 1/e\\| / u", _p_stats),
+)  # fmt: skip
+
+PAIRED_COLUMNS = (
+    ("Setting", _setting),
+    ("MK minus", lambda r: r["versus"]),
+    ("Seeds", lambda r: str(r["seeds"])),
+    ("Mean difference (pts)", lambda r: f"{100 * r['difference_mean']:+.2f}"),
+    ("95% bootstrap CI", lambda r: "-" if r["seeds"] < 3 else (
+        f"[{100 * r['difference_low']:+.2f}, "
+        f"{100 * r['difference_high']:+.2f}]")),
+    ("Verdict for MK", lambda r: r["verdict"]),
+)  # fmt: skip
+
+
+def text_tables(data):
+    """The summary and paired tables for the terminal."""
+    lines = [
+        results.text_table(data["summary"], SUMMARY_COLUMNS),
+        "",
+        results.text_table(data["paired"], PAIRED_COLUMNS),
+    ]
+    for name in data["options"]["datasets"]:
+        if name in REFERENCES:
+            lines.append(f"{name} reference: {REFERENCES[name]}")
+    return "\n".join(lines)
+
+
+def write_plots(data, output):
+    """Writes the PNG plots; returns `(file, caption)` pairs."""
+    figures = []
+    settings = list(
+        dict.fromkeys(
+            (r["dataset"], r["topology"], r["optimizer"]) for r in data["runs"]
+        )
+    )
+    for setting in settings:
+        name = "_".join(setting)
+        title = " ".join(setting)
+        sweeps = [
+            r
+            for r in data["sweeps"]
+            if (r["dataset"], r["topology"], r["optimizer"]) == setting
+        ]
+        runs = [
+            r
+            for r in data["runs"]
+            if (r["dataset"], r["topology"], r["optimizer"]) == setting
+        ]
+        plots.plot_learning_rate_selection(
+            sweeps, f"{output}/lr_{name}.png", title
+        )
+        figures.append(
+            (
+                f"lr_{name}.png",
+                f"{title}: validation (left) and test (right) accuracy of "
+                "seed 0 at its best validation epoch, for every learning "
+                "rate of the grid; the star marks the rate chosen on "
+                "validation. No bands: one seed per point.",
+            )
+        )
+        plots.plot_learning_curves(runs, f"{output}/curves_{name}.png", title)
+        figures.append(
+            (
+                f"curves_{name}.png",
+                f"{title}: test (left) and inference-mode train (right) "
+                "accuracy per epoch at each algorithm's chosen rate; line: "
+                "mean over seeds, band: 95% Student-t confidence interval "
+                "of that mean. Long algorithms run `e` times as many "
+                "epochs.",
+            )
+        )
+    plots.plot_paired_seeds(data["runs"], f"{output}/seeds_mk_vs_baseline.png")
+    figures.append(
+        (
+            "seeds_mk_vs_baseline.png",
+            "Test accuracy of MAJORITY KERNELS (y) against BASELINE (x), one "
+            "point per seed (labelled), at each one's chosen rate and best "
+            "validation epoch; above the grey diagonal MK won that seed.",
+        )
+    )
+    return figures
+
+
+def markdown(data, figures, image_prefix=""):
+    """The body of `results.md`."""
+    options, env = data["options"], data["environment"]
+    lines = [
+        f"Measured with Keras {env['keras']} on the **{env['backend']}** "
+        f"backend, {env['cpu_count']} CPUs ({env['platform']}); wall time "
+        f"{data['wall_time_s']:.0f} s. Datasets: "
+        + ", ".join(
+            f"{name} ({sizes['train']} train / {sizes['validation']} "
+            f"validation / {sizes['test']} test)"
+            for name, sizes in data["data"].items()
+        )
+        + f". Topologies {', '.join(options['topologies'])}; optimizers "
+        f"{', '.join(options['optimizers'])}; learning rates "
+        f"`base * 1.5**i`, i in {list(options['lr_exponents'])}; "
+        f"{options['seeds']} seeds; BASELINE {options['epochs']} epochs "
+        f"(long algorithms {options['expansion']}x), batch "
+        f"{options['batch_size']}; e = {options['expansion']}; ADV-MK "
+        f"epsilon {options['adversarial_epsilon']} (scale-free step, "
+        f"{'D.1' if options['adversarial_only'] else 'D.2'}).",
+        "",
+        "Test accuracy is read at the epoch of best validation accuracy; "
+        "mean and 95% Student-t confidence interval over seeds. The "
+        "train-test gap is the inference-mode accuracy on 1,000 training "
+        "examples (their labels as trained on) minus test accuracy at that "
+        "epoch. `Epochs (best)` is the budget and the median epoch of best "
+        "validation accuracy: BASELINE's validation accuracy peaked before "
+        "its budget ended when the median is well below the budget. The "
+        "last column is ADV-MK's measured mean `|p_adv - 1/e|` and mean "
+        "mixing weight `u` after training (0 / 0 would mean ADV-MK is MK).",
+        "",
+        results.markdown_table(data["summary"], SUMMARY_COLUMNS),
+        "",
+    ]
+    for name in options["datasets"]:
+        if name in REFERENCES:
+            lines += [f"Reference for {name}: {REFERENCES[name]}.", ""]
+    lines += [
+        "## MAJORITY KERNELS against each algorithm, seed by seed",
+        "",
+        "Per seed, MK's test accuracy minus the other algorithm's (both at "
+        "their own chosen learning rate); mean, 95% percentile bootstrap "
+        "interval of the mean (10,000 resamples) and the verdict: "
+        "**better** / **worse** when the interval excludes 0, otherwise "
+        "**no detectable difference** (with 5 seeds only large, consistent "
+        "differences are detectable).",
+        "",
+        results.markdown_table(data["paired"], PAIRED_COLUMNS),
+        "",
+    ]
+    if data["exports"]:
+        lines += ["## Deployed MK model (collapsed)", ""]
+        for export in data["exports"]:
+            lines.append(
+                f"- `{os.path.basename(export['keras'])}` and "
+                f"`{os.path.basename(export['tflite'])}` "
+                f"({export['tflite_bytes']:,} bytes); max |LiteRT - Keras| "
+                f"= {export['max_abs_diff_vs_keras']:.1e} on 32 test inputs."
+            )
+        lines.append("")
+    lines += ["## Plots", ""]
+    for name, caption in figures:
+        lines += [f"![{name}]({image_prefix}{name})", "", caption, ""]
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""The runner's learning-rate selection and statistics, on known cases."""
+
+import numpy as np
+import pytest
+
+from examples.common import results
+from examples.common import runner
+
+
+def test_learning_rate_grid_is_the_papers():
+    np.testing.assert_allclose(
+        runner.learning_rates("adam", [-4, 0, 5]),
+        [0.001 / 1.5**4, 0.001, 0.001 * 1.5**5],
+    )
+    np.testing.assert_allclose(runner.learning_rates("sgd", [0]), [0.025])
+
+
+def test_selection_picks_the_argmax_of_validation_accuracy():
+    rates = [0.1, 0.2, 0.3, 0.4]
+    assert runner.select_learning_rate(rates, [0.5, 0.7, 0.6, 0.1]) == 0.2
+    # Ties: the first (smallest index) wins, as `np.argmax`.
+    assert runner.select_learning_rate(rates, [0.5, 0.7, 0.7, 0.1]) == 0.2
+    assert runner.select_learning_rate(rates, [0.1, 0.2, 0.3, 0.9]) == 0.4
+    with pytest.raises(ValueError, match="Received: 4 and 3"):
+        runner.select_learning_rate(rates, [0.1, 0.2, 0.3])
+
+
+def test_mean_ci_is_the_student_t_interval():
+    mean, half = results.mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0
+    # t(0.975, df=2) = 4.3027; standard error 1 / sqrt(3).
+    assert half == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+    mean, half = results.mean_ci([0.7])
+    assert mean == 0.7 and np.isnan(half)
+    assert results.format_ci(0.7, half) == "70.00 (1 seed)"
+
+
+def test_bootstrap_ci_on_known_cases():
+    # Identical differences: the interval is that point.
+    assert results.bootstrap_ci([0.02] * 5) == (0.02, 0.02)
+    # Many draws of N(1, 1): the percentile interval of the mean is close
+    # to the normal one, mean +/- 1.96 / sqrt(n).
+    differences = np.random.default_rng(0).normal(1.0, 1.0, size=400)
+    low, high = results.bootstrap_ci(differences)
+    center = differences.mean()
+    half = 1.96 * differences.std(ddof=1) / np.sqrt(400)
+    assert low == pytest.approx(center - half, abs=0.02)
+    assert high == pytest.approx(center + half, abs=0.02)
+    # Reproducible: the resampling is seeded.
+    assert results.bootstrap_ci(differences) == (low, high)
+    assert np.isnan(results.bootstrap_ci([0.1, 0.2])[0])
+
+
+def test_verdicts():
+    assert results.verdict(0.001, 0.02) == "better"
+    assert results.verdict(-0.02, -0.001) == "worse"
+    assert results.verdict(-0.01, 0.02) == "no detectable difference"
+    assert results.verdict(float("nan"), float("nan")) == "too few seeds"
+    symmetric = [-0.02, 0.02, -0.01, 0.01, 0.0]
+    low, high = results.bootstrap_ci(symmetric)
+    assert results.verdict(low, high) == "no detectable difference"
+
+
+def _record(algorithm, seed, test, train=0.9):
+    return {
+        "dataset": "d",
+        "topology": "A1",
+        "optimizer": "adam",
+        "algorithm": algorithm,
+        "seed": seed,
+        "learning_rate": 0.001,
+        "epochs": 10,
+        "best_epoch": 5,
+        "test_accuracy": test,
+        "train_accuracy": train,
+        "inference_params": 10,
+        "training_params": 30,
+        "seconds": 1.0,
+    }
+
+
+def test_paired_comparisons_pair_seeds_and_give_verdicts():
+    runs = [_record("BASELINE", s, 0.50 + 0.01 * s) for s in range(5)]
+    runs += [_record("MAJORITY KERNELS", s, 0.53 + 0.01 * s) for s in range(5)]
+    runs += [_record("ENSEMBLE", s, 0.60 - 0.01 * s) for s in range(5)]
+    rows = {r["versus"]: r for r in runner.paired_comparisons(runs)}
+    assert rows["BASELINE"]["differences"] == pytest.approx([0.03] * 5)
+    assert rows["BASELINE"]["verdict"] == "better"
+    assert rows["ENSEMBLE"]["verdict"] == "worse"
+    summary = {r["algorithm"]: r for r in runner.summarize(runs)}
+    assert summary["BASELINE"]["test_accuracy_mean"] == pytest.approx(0.52)
+    assert summary["BASELINE"]["gap_mean"] == pytest.approx(0.9 - 0.52)

@@ -6,7 +6,8 @@ current backend:
 1. `keras_mk.clone_model` converts it (or refuses with an error);
 2. the MK model's outputs equal the original's right after conversion, in
    inference and in training mode (relative error <= 1e-5);
-3. one `fit` step runs;
+3. one `fit` step runs (SGD, `jit_compile=False`: a single step does not
+   pay for an XLA compilation);
 4. `keras_mk.collapse` equals MK inference (<= 1e-5);
 5. the collapsed model saved as `.keras` loads in a fresh Python process
    that never imports keras_mk, with the same outputs.
@@ -358,7 +359,7 @@ def run(names, output):
                 "reason": f"{type(e).__name__}: {str(e).splitlines()[0]}",
             }
             continue
-        results[name] = check_model(model)
+        results[name] = check_model(model, jit_compile=False)
         results[name]["seconds"] = round(time.perf_counter() - start, 1)
         del model
         keras.backend.clear_session()
@@ -396,7 +397,8 @@ def update_docs():
         "from small configs, converted with `keras_mk.clone_model` on each "
         "backend. **pass** means: the MK model's outputs equal the "
         "original's right after conversion (inference and training mode, "
-        f"relative error <= {TOLERANCE:g}), one `fit` step runs, "
+        f"relative error <= {TOLERANCE:g}), one `fit` step runs "
+        "(SGD, `jit_compile=False`), "
         "`keras_mk.collapse` equals MK inference, and the collapsed `.keras` "
         "file loads in a fresh process that never imports keras_mk with "
         "the same outputs. The worst relative error of the three "

@@ -225,14 +225,16 @@ def conversion_plan(model, expansion=3, layers=None, **layer_kwargs):
 
 
 def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
-    """Returns a Majority Kernels copy of a Keras model.
+    """Returns a Majority Kernels copy of a Keras model, with its weights.
 
+    Unlike `keras.models.clone_model`, which re-initialises the weights,
+    the copy starts from the model's trained weights.
     The original is not modified. In the copy every selected kernel layer is
     replaced by its MK counterpart (`Dense` by `MKDense`, ...) holding
     `expansion` replicas of the pretrained kernel, so the copy's outputs
     equal the original's, in inference and in training mode. Layers nested
     inside subclassed layers (KerasHub backbones, `MultiHeadAttention`) are
-    reached too. Like `keras.models.clone_model`, the copy is not compiled.
+    reached too. The copy is not compiled, even when the original is.
 
     Args:
         model: a built `keras.Model` (Sequential, Functional or subclassed)
@@ -240,8 +242,9 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
         expansion: int >= 1, the number of kernel copies. Default 3.
         layers: what to convert. None (default): every layer of a supported
             class (`Dense`, `EinsumDense`, `Conv1D/2D/3D`,
-            `DepthwiseConv1D/2D`; exact classes, not subclasses). A list of
-            those classes; a regular expression searched in each layer's
+            `Conv1D/2D/3DTranspose`, `DepthwiseConv1D/2D`; exact classes,
+            not subclasses). A list of those classes; a regular
+            expression searched in each layer's
             path (`"encoder_layer_0/self_attention/query"`); or a callable
             `layer -> bool`, asked about supported layers only.
         **layer_kwargs: MK layer arguments: `probabilities`,

@@ -199,6 +199,8 @@ def inputs_for(model, rng, batch=2):
         dtype = keras.backend.standardize_dtype(tensor.dtype)
         if "mask" in tensor.name:
             return np.ones(shape, "bool" if dtype == "bool" else dtype)
+        if "segment" in tensor.name:  # two segments
+            return np.zeros(shape, dtype)
         if "int" in dtype:
             return rng.integers(1, 16, shape).astype(dtype)
         return rng.normal(size=shape).astype(dtype)
@@ -450,9 +452,9 @@ def main(argv=None):
         return
     import keras
 
-    names = args.models or list(APPLICATIONS) + list(HUB)
-    if names == ["families"]:
-        names = list(FAMILIES)
+    names = []
+    for name in args.models or list(APPLICATIONS) + list(HUB):
+        names += list(FAMILIES) if name == "families" else [name]
     output = os.path.join(RESULTS, f"coverage_{keras.backend.backend()}.json")
     run(names, output)
 

@@ -15,6 +15,9 @@ current backend:
     KERAS_BACKEND=jax python -m benchmarks.conversion_coverage
     python -m benchmarks.conversion_coverage --update-docs  # after 3 runs
 
+A run skips the models its backend's JSON file already holds (delete the
+file to start over).
+
 Each run writes `benchmarks/results/coverage_<backend>.json`;
 `--update-docs` turns the three into the table in `docs/coverage.md`.
 """
@@ -347,6 +350,8 @@ def run(names, output):
     if os.path.exists(output):
         with open(output) as f:
             results = json.load(f)["models"]
+    # A rerun continues where a run stopped (one JSON entry per model).
+    names = [n for n in names if n not in results]
     todo = names if tqdm is None else tqdm(names, desc="models")
     for name in todo:
         start = time.perf_counter()

@@ -412,8 +412,11 @@ def update_docs():
         "comparisons is shown. Regenerate with "
         "`KERAS_BACKEND=<backend> python -m benchmarks.conversion_coverage` "
         "per backend, then `python -m benchmarks.conversion_coverage "
-        "--update-docs`. The test suite runs one model per family on every "
-        "backend (`tests/conversion/test_coverage_families.py`).",
+        "--update-docs`. The test suite (`tests/conversion/"
+        "test_coverage_families.py`) runs one model per family on PyTorch "
+        "and MobileNetV3Small and ConvNeXtTiny on TensorFlow and JAX. "
+        "'not run' means the run on this 2-core machine did not reach the "
+        "model in the time it had.",
         "",
         "| model | " + " | ".join(tables) + " |",
         "|---|" + "---|" * len(tables),

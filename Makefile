@@ -43,7 +43,8 @@ test-backends: $(STAMP)
 # The lowest supported versions (constraints-min.txt, the lower bounds of
 # pyproject.toml) in their own venv, the suite on one backend. The examples'
 # tests (and the benchmark smoke test, which runs them) are left out: their
-# extra ([examples]) has no lower bounds.
+# extra ([examples]) has no lower bounds; so are the slow tests (the model
+# coverage), which check models, not the API the lower bounds are about.
 $(MIN_STAMP): pyproject.toml constraints-min.txt
 	$(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -56,7 +57,7 @@ test-min: $(MIN_STAMP)
 	@$(MIN_VENV)/bin/python -m pip list 2>/dev/null | \
 	  grep -E -i "^(keras|keras-hub|jax|jaxlib|tensorflow|numpy|ai-edge-litert) "
 	KERAS_BACKEND=$(MIN_BACKEND) $(MIN_VENV)/bin/python -m pytest \
-	  --ignore=tests/examples \
+	  --ignore=tests/examples -m "not slow" \
 	  --ignore=tests/performance/test_mk_benchmark_quick.py $(PYTEST_ARGS)
 
 # The docs site (mkdocs-material + mkdocstrings): fails on any warning.

@@ -32,7 +32,12 @@ def assert_passes(result):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_application_converts_trains_collapses_and_reloads(name):
-    model = coverage.build_application(name)
+    try:
+        model = coverage.build_application(name)
+    except ValueError as e:  # NASNet is not available on PyTorch in Keras
+        if "not available with the torch backend" not in str(e):
+            raise
+        pytest.skip(str(e))
     assert_passes(coverage.check_model(model, jit_compile=BACKEND == "jax"))
 
 

@@ -243,15 +243,22 @@ def _torch_mix(copies, s):
             @staticmethod
             def forward(ctx, s, *copies):
                 ctx.s = s
-                # The telescoping form: exactly W when every copy is W.
-                out = copies[-1].clone()
-                for j in range(len(copies) - 1):
+                # The telescoping form, starting with one `lerp` (exact at
+                # both ends): exactly W when every copy is W.
+                out = torch.lerp(copies[-1], copies[-2], s[-1])
+                for j in range(len(copies) - 2):
                     out.addcmul_(torch.sub(copies[j], copies[j + 1]), s[j])
                 return out
 
             @staticmethod
             def backward(ctx, upstream):
-                grads = (torch.mul(upstream, p_k) for p_k in _gaps(ctx.s))
+                # `p_k * upstream` from the products `t_j = s_j * upstream`:
+                # `t_0`, `t_j - t_{j-1}`, `upstream - t_{e-2}`; fewer passes
+                # over the kernel than forming the gaps first.
+                t = [torch.mul(upstream, s_j) for s_j in ctx.s]
+                grads = [t[0]]
+                grads += [torch.sub(t[j], t[j - 1]) for j in range(1, len(t))]
+                grads.append(torch.sub(upstream, t[-1]))
                 return (None, *grads)
 
         _TORCH_MIX.append(Mix)

@@ -24,6 +24,8 @@ SIZES = {
             "length": 64,
             "batch": 16,
         },
+        # The paper's Table 1 model; a small input keeps a CPU step short.
+        "resnet50": {"image": 64, "batch": 16},
     },
     "quick": {
         "mlp": {"widths": (32, 16, 8), "inputs": 64, "batch": 16},
@@ -37,6 +39,7 @@ SIZES = {
             "length": 8,
             "batch": 4,
         },
+        "resnet50": {"image": 32, "batch": 2},
     },
 }
 
@@ -92,6 +95,21 @@ def transformer(layers_count, hidden, heads, intermediate, vocabulary, length):
     return keras.Model(inputs, logits)
 
 
+def resnet50(image, batch):
+    """`keras.applications.ResNet50`, untrained, 10 classes."""
+    del batch
+    return keras.applications.ResNet50(
+        weights=None, input_shape=(image, image, 3), classes=10
+    )
+
+
+def optimizer(name):
+    """The paper's optimizers: SGD with momentum for ResNet, Adam else."""
+    if name == "resnet50":
+        return keras.optimizers.SGD(0.1, momentum=0.9)
+    return keras.optimizers.Adam(1e-3)
+
+
 def build(name, size):
     """The plain model `name` and one batch of data for it."""
     cfg = SIZES[size][name]
@@ -101,8 +119,8 @@ def build(name, size):
         model = mlp(**cfg)
         x = rng.standard_normal((batch, cfg["inputs"]), dtype="float32")
         y = rng.integers(0, 10, (batch,))
-    elif name == "cnn":
-        model = cnn(**cfg)
+    elif name in ("cnn", "resnet50"):
+        model = cnn(**cfg) if name == "cnn" else resnet50(**cfg)
         shape = (batch, cfg["image"], cfg["image"], 3)
         x = rng.standard_normal(shape, dtype="float32")
         y = rng.integers(0, 10, (batch,))
@@ -138,11 +156,15 @@ def _own_buffers(model):
     return model
 
 
-def expand(model, expansion, seed=0, probabilities="exponential"):
-    """The MK version of `model` (every kernel layer, `expansion` copies)."""
+def expand(model, expansion, seed=0, **mk_arguments):
+    """The MK version of `model` (every kernel layer, `expansion` copies).
+
+    `mk_arguments` (`probabilities`, `probability_sharing`, ...) go to
+    `keras_mk.clone_model`.
+    """
     return _own_buffers(
         keras_mk.clone_model(
-            model, expansion, seed=seed, probabilities=probabilities
+            model, expansion=expansion, seed=seed, **mk_arguments
         )
     )
 

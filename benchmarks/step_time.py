@@ -15,6 +15,13 @@ Usage:
     python -m benchmarks.step_time --quick          # seconds, for CI
     python -m benchmarks.step_time --backends jax --models mlp --repeats 9
 
+`--runs N` repeats the whole measurement in N fresh worker processes and
+reports the median and the spread (min-max) of the N ratios. `--memory`
+adds, per model, the training memory of plain and MK (e=3), each measured
+in a fresh process: the bytes of the parameters and optimizer state
+(exact) and the peak resident memory while `fit` runs, above what the
+process held before `fit` (activations, gradients, temporaries).
+
 Prints a table and writes JSON (`--output`, default
 `benchmarks/results/step_time.json`).
 """
@@ -31,11 +38,17 @@ import tempfile
 import time
 
 BACKENDS = ("tensorflow", "jax", "torch")
-MODELS = ("mlp", "cnn", "transformer")
-# The issue's targets for the training-step ratio MK / plain at e = 3.
-TARGETS = {"mlp": 2.0, "cnn": 1.10, "transformer": 1.10}
+MODELS = ("mlp", "cnn", "transformer", "resnet50")
+# ResNet50 is left out of `--quick` (its compilation alone takes minutes).
+QUICK_MODELS = ("mlp", "cnn", "transformer")
+# The targets for the training-step ratio MK / plain at e = 3.
+TARGETS = {"mlp": 2.0, "cnn": 1.10, "transformer": 1.10, "resnet50": 1.15}
 TARGET_EXPANSION = 3
 UNIFORM_LABEL = f"mk_e{TARGET_EXPANSION}_uniform"
+# `probability_sharing` modes measured beside the exact (per-element) MK.
+SHARINGS = ("unit", "layer")
+SHARING_LABELS = {s: f"mk_e{TARGET_EXPANSION}_{s}" for s in SHARINGS}
+MEMORY_VARIANTS = ("plain", f"mk_e{TARGET_EXPANSION}")
 DEFAULT_OUTPUT = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "results", "step_time.json"
 )
@@ -44,12 +57,27 @@ DEFAULT_OUTPUT = os.path.join(
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--models", default=None, help=f"default {','.join(MODELS)}"
+    )
     parser.add_argument(
         "--expansions", default=None, help="default 2,3,4 (3 with --quick)"
     )
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=1,
+        help="fresh worker processes per backend; the table shows the "
+        "median and the min-max spread of their ratios.",
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="also measure training memory (plain and MK e=3), each "
+        "variant in a fresh process.",
+    )
     parser.add_argument(
         "--jit-compile",
         default="auto",
@@ -60,10 +88,19 @@ def parse_args(argv=None):
         action="store_true",
         help="tiny models, one repetition: checks that everything runs.",
     )
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="measure memory only (no timing): memory needs no quiet "
+        "machine, timing does.",
+    )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-variant", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.models is None:
+        args.models = ",".join(QUICK_MODELS if args.quick else MODELS)
     args.backends = [b for b in args.backends.split(",") if b]
     args.models = [m for m in args.models.split(",") if m]
     if args.expansions is None:
@@ -75,9 +112,13 @@ def parse_args(argv=None):
     for model in args.models:
         if model not in MODELS:
             parser.error(f"unknown model {model!r}; choose from {MODELS}")
+    args.memory = args.memory or args.memory_only
+    if args.runs < 1:
+        parser.error(f"--runs must be >= 1. Received: --runs={args.runs}")
     if args.quick:
         args.repeats = min(args.repeats, 1)
         args.steps = min(args.steps, 3)
+        args.runs = 1
         if args.output == DEFAULT_OUTPUT:
             args.output = None
     args.jit_compile = {"true": True, "false": False}.get(
@@ -128,6 +169,18 @@ def _repeat_batch(x, times):
     return np.concatenate([x] * times, axis=0)
 
 
+def _compile(model, name, jit_compile):
+    import keras
+
+    from benchmarks import models
+
+    model.compile(
+        optimizer=models.optimizer(name),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=jit_compile,
+    )
+
+
 def _variants(name, expansions, size, jit_compile):
     """Compiled variants of model `name`: (label, kind, model)."""
     import keras
@@ -144,19 +197,18 @@ def _variants(name, expansions, size, jit_compile):
     if TARGET_EXPANSION in expansions:
         # What MK costs without sampling or mixing: the copies and the
         # optimizer on e times the kernels (inherent), the mean as kernel.
-        found.append(
-            (
-                UNIFORM_LABEL,
-                "train",
-                models.expand(plain, TARGET_EXPANSION, probabilities="uniform"),
+        uniform = models.expand(
+            plain, TARGET_EXPANSION, probabilities="uniform"
+        )
+        found.append((UNIFORM_LABEL, "train", uniform))
+        # The options that trade fidelity for speed.
+        for sharing, label in SHARING_LABELS.items():
+            shared = models.expand(
+                plain, TARGET_EXPANSION, seed=1, probability_sharing=sharing
             )
-        )
+            found.append((label, "train", shared))
     for _, _, model in found:
-        model.compile(
-            optimizer=keras.optimizers.Adam(1e-3),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit_compile,
-        )
+        _compile(model, name, jit_compile)
     inference = [("plain", "predict", plain)]
     if last_mk is not None:
         inference.append(("collapsed", "predict", models.collapse(last_mk)))
@@ -226,19 +278,80 @@ def run_worker(args):
         )
 
 
+def _resident_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_memory_worker(args):
+    """Training memory of one variant of one model, in this fresh process.
+
+    `state_bytes`: parameters and optimizer state (exact). `peak_bytes`:
+    the process's peak resident memory (Linux) while it builds, compiles
+    and trains the model, above its resident memory after importing the
+    framework: parameters, optimizer state, gradients, activations,
+    temporaries and compilation, as a user's process sees them.
+    """
+    import resource
+
+    import keras
+
+    from benchmarks import models
+
+    (name,) = args.models
+    size = "quick" if args.quick else "full"
+    base = _resident_bytes()
+    keras.utils.set_random_seed(0)
+    model, x, y, batch = models.build(name, size)
+    if args.memory_variant != "plain":
+        model = models.expand(model, TARGET_EXPANSION, seed=TARGET_EXPANSION)
+    _compile(model, name, args.jit_compile)
+    model.fit(
+        _repeat_batch(x, args.steps),
+        _repeat_batch(y, args.steps),
+        batch_size=batch,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    state = list(model.weights) + list(model.optimizer.variables)
+    with open(args.worker_output, "w") as f:
+        json.dump(
+            {
+                "state_bytes": sum(
+                    int(keras.ops.convert_to_numpy(v).nbytes) for v in state
+                ),
+                "peak_bytes": peak - base,
+            },
+            f,
+        )
+
+
 # -- Driver ----------------------------------------------------------------
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _machine():
     return {
+        "cpu": _cpu_model(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
 
 
-def _worker_command(args, backend, output):
+def _worker_command(args, backend, output, models=None, memory_variant=None):
     command = [
         sys.executable,
         "-m",
@@ -249,7 +362,7 @@ def _worker_command(args, backend, output):
         "--backends",
         backend,
         "--models",
-        ",".join(args.models),
+        ",".join(models or args.models),
         "--expansions",
         ",".join(str(e) for e in args.expansions),
         "--repeats",
@@ -261,69 +374,139 @@ def _worker_command(args, backend, output):
     ]
     if args.quick:
         command.append("--quick")
+    if memory_variant:
+        command += ["--memory-variant", memory_variant]
     return command
 
 
-def add_ratios(report):
-    """Adds MK / plain (train) and collapsed / plain (predict) ratios."""
-    for backend_result in report["backends"].values():
-        for name, entry in backend_result["models"].items():
-            plain = entry["train"]["plain"]["median_ms"]
-            for row in entry["train"].values():
-                row["ratio"] = row["median_ms"] / plain
-            target = TARGETS[name]
-            mk = entry["train"].get(f"mk_e{TARGET_EXPANSION}")
-            entry["target_ratio"] = target
-            entry["target_met"] = None if mk is None else mk["ratio"] <= target
-            plain_p = entry["predict"]["plain"]["median_ms"]
-            for row in entry["predict"].values():
-                row["ratio"] = row["median_ms"] / plain_p
-    return report
+def _run_worker_process(command, backend):
+    """Runs one worker; returns its JSON result, or None (and says why)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as tmp:
+        output = os.path.join(tmp, "result.json")
+        command = [output if c == "{output}" else c for c in command]
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        env["PYTHONPATH"] = os.pathsep.join(
+            [root] + [p for p in [env.get("PYTHONPATH")] if p]
+        )
+        proc = subprocess.run(
+            command, env=env, cwd=root, capture_output=True, text=True
+        )
+        if proc.returncode != 0 or not os.path.exists(output):
+            sys.stderr.write(
+                f"{backend} worker failed:\n{proc.stderr[-4000:]}\n"
+            )
+            return None
+        with open(output) as f:
+            return json.load(f)
+
+
+def combine_runs(runs):
+    """One backend result from the results of `--runs` worker processes.
+
+    Per variant: `median_ms` is the median of the runs' medians, `runs_ms`
+    the runs' medians; ratios are taken within each run (variants
+    interleaved) and summarised by their median and min-max.
+    """
+    combined = {"versions": runs[0]["versions"], "models": {}}
+    for name, first in runs[0]["models"].items():
+        entry = {"batch": first["batch"], "train": {}, "predict": {}}
+        for kind in ("train", "predict"):
+            plain_ms = [
+                r["models"][name][kind]["plain"]["median_ms"] for r in runs
+            ]
+            for label, row in first[kind].items():
+                ms = [r["models"][name][kind][label]["median_ms"] for r in runs]
+                ratios = [m / p for m, p in zip(ms, plain_ms)]
+                entry[kind][label] = {
+                    "median_ms": statistics.median(ms),
+                    "runs_ms": ms,
+                    "samples": sum(
+                        r["models"][name][kind][label]["samples"] for r in runs
+                    ),
+                    "params": row["params"],
+                    "ratio": statistics.median(ratios),
+                    "ratio_min": min(ratios),
+                    "ratio_max": max(ratios),
+                }
+        mk = entry["train"].get(f"mk_e{TARGET_EXPANSION}")
+        entry["target_ratio"] = TARGETS[name]
+        entry["target_met"] = (
+            None if mk is None else mk["ratio"] <= TARGETS[name]
+        )
+        combined["models"][name] = entry
+    return combined
+
+
+def _ratio_cell(row):
+    if row is None:
+        return "-"
+    cell = f"{row['median_ms']:.1f} ({row['ratio']:.2f}x"
+    if row["ratio_max"] > row["ratio_min"]:
+        cell += f", {row['ratio_min']:.2f}-{row['ratio_max']:.2f}"
+    return cell + ")"
+
+
+def _mb(n):
+    return f"{n / 2**20:.0f}"
 
 
 def format_table(report):
+    """Markdown tables: training step (with spread), memory, inference."""
     lines = []
+    expansions = report["expansions"]
     for backend, result in report["backends"].items():
         lines.append(f"\n{backend} ({result.get('versions', {})})\n")
-        expansions = report["expansions"]
         header = ["model", "plain ms"] + [f"MK e={e}" for e in expansions]
-        header.append(f"of which inherent (uniform p, e={TARGET_EXPANSION})")
-        header += [
-            f"target (e={TARGET_EXPANSION})",
-            "met",
-            "infer plain ms",
-            "collapsed",
-        ]
+        header += [f"inherent (uniform p, e={TARGET_EXPANSION})"]
+        header += [f"sharing={s}" for s in SHARINGS]
+        header += [f"target (e={TARGET_EXPANSION})", "met"]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for name, entry in result["models"].items():
+            if "train" not in entry:
+                continue
             train = entry["train"]
             row = [name, f"{train['plain']['median_ms']:.1f}"]
-            for e in expansions:
-                r = train.get(f"mk_e{e}")
-                row.append(
-                    "-"
-                    if r is None
-                    else f"{r['median_ms']:.1f} ({r['ratio']:.2f}x)"
-                )
-            r = train.get(UNIFORM_LABEL)
-            row.append(
-                "-"
-                if r is None
-                else f"{r['median_ms']:.1f} ({r['ratio']:.2f}x)"
-            )
+            row += [_ratio_cell(train.get(f"mk_e{e}")) for e in expansions]
+            row.append(_ratio_cell(train.get(UNIFORM_LABEL)))
+            row += [
+                _ratio_cell(train.get(lb)) for lb in SHARING_LABELS.values()
+            ]
             row.append(f"<= {entry['target_ratio']:.2f}x")
             met = entry["target_met"]
             row.append("-" if met is None else ("yes" if met else "no"))
-            pred = entry["predict"]
-            row.append(f"{pred['plain']['median_ms']:.2f}")
-            c = pred.get("collapsed")
-            row.append(
-                "-"
-                if c is None
-                else f"{c['median_ms']:.2f} ({c['ratio']:.2f}x)"
-            )
             lines.append("| " + " | ".join(row) + " |")
+        memory = {
+            n: e["memory"] for n, e in result["models"].items() if "memory" in e
+        }
+        if memory:
+            mk = MEMORY_VARIANTS[1]
+            lines.append(
+                "\n| model | params + optimizer MB, plain | MK | ratio "
+                "| peak resident MB, plain | MK | ratio |"
+            )
+            lines.append("|---|---|---|---|---|---|---|")
+            for name, m in memory.items():
+                p, k = m["plain"], m[mk]
+                lines.append(
+                    f"| {name} | {_mb(p['state_bytes'])} | "
+                    f"{_mb(k['state_bytes'])} | "
+                    f"{k['state_bytes'] / p['state_bytes']:.2f}x | "
+                    f"{_mb(p['peak_bytes'])} | {_mb(k['peak_bytes'])} | "
+                    f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x |"
+                )
+        lines.append("\n| model | infer plain ms | collapsed |")
+        lines.append("|---|---|---|")
+        for name, entry in result["models"].items():
+            if "predict" not in entry:
+                continue
+            pred = entry["predict"]
+            lines.append(
+                f"| {name} | {pred['plain']['median_ms']:.2f} | "
+                f"{_ratio_cell(pred.get('collapsed'))} |"
+            )
     return "\n".join(lines)
 
 
@@ -333,42 +516,45 @@ def run_driver(args):
         "quick": args.quick,
         "repeats": args.repeats,
         "steps": args.steps,
+        "runs": args.runs,
         "expansions": args.expansions,
         "jit_compile": args.jit_compile,
         "targets": {"expansion": TARGET_EXPANSION, "ratio": TARGETS},
         "backends": {},
     }
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     failed = []
     for backend in args.backends:
-        with tempfile.TemporaryDirectory() as tmp:
-            output = os.path.join(tmp, "result.json")
-            env = dict(os.environ, KERAS_BACKEND=backend)
-            env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-            env["PYTHONPATH"] = os.pathsep.join(
-                [root] + [p for p in [env.get("PYTHONPATH")] if p]
+        start = time.perf_counter()
+        runs = []
+        for _ in range(0 if args.memory_only else args.runs):
+            result = _run_worker_process(
+                _worker_command(args, backend, "{output}"), backend
             )
-            start = time.perf_counter()
-            proc = subprocess.run(
-                _worker_command(args, backend, output),
-                env=env,
-                cwd=root,
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0 or not os.path.exists(output):
-                failed.append(backend)
-                sys.stderr.write(
-                    f"{backend} worker failed:\n{proc.stderr[-4000:]}\n"
-                )
-                continue
-            with open(output) as f:
-                result = json.load(f)
+            if result is None:
+                break
+            runs.append(result)
+        if runs and len(runs) < args.runs:
+            failed.append(backend)
+            continue
+        result = combine_runs(runs) if runs else {"models": {}}
+        if args.memory:
+            for name in args.models:
+                memory = {}
+                for variant in MEMORY_VARIANTS:
+                    command = _worker_command(
+                        args, backend, "{output}", [name], variant
+                    )
+                    memory[variant] = _run_worker_process(command, backend)
+                if None in memory.values():
+                    failed.append(backend)
+                    continue
+                result["models"].setdefault(name, {})["memory"] = memory
         result["wall_s"] = time.perf_counter() - start
         report["backends"][backend] = result
         # Written after every backend: a long run keeps what it measured.
-        _write(add_ratios(report), args.output)
-    print(format_table(add_ratios(report)))
+        _write(report, args.output)
+    print(f"machine: {report['machine']['cpu']}, {os.cpu_count()} CPUs")
+    print(format_table(report))
     if args.output:
         print(f"\nwrote {args.output}")
     return 1 if failed else 0
@@ -384,6 +570,9 @@ def _write(report, output):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.worker and args.memory_variant:
+        run_memory_worker(args)
+        return 0
     if args.worker:
         run_worker(args)
         return 0

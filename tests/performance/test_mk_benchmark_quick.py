@@ -11,37 +11,53 @@ BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
-def test_benchmark_quick_mode_writes_a_complete_report(tmp_path):
+def _run_step_time(tmp_path, *args):
     output = tmp_path / "step_time.json"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.step_time",
-            "--quick",
-            "--backends",
-            BACKEND,
-            "--output",
-            str(output),
-        ],
+        [sys.executable, "-m", "benchmarks.step_time", "--quick"]
+        + ["--backends", BACKEND, "--output", str(output), *args],
         cwd=ROOT,
-        env=env,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(output.read_text())
+    return json.loads(output.read_text()), proc.stdout
+
+
+def test_benchmark_quick_mode_writes_a_complete_report(tmp_path):
+    report, stdout = _run_step_time(tmp_path)
+    assert report["machine"]["cpu"]
     models = report["backends"][BACKEND]["models"]
     assert set(models) == {"mlp", "cnn", "transformer"}
+    labels = {"plain", "mk_e3", "mk_e3_uniform", "mk_e3_unit", "mk_e3_layer"}
     for entry in models.values():
-        assert entry["train"]["plain"]["median_ms"] > 0
-        assert entry["train"]["mk_e3"]["ratio"] > 0
-        assert entry["train"]["mk_e3_uniform"]["ratio"] > 0
+        train = entry["train"]
+        assert set(train) == labels
+        assert train["plain"]["ratio"] == 1.0
+        for row in train.values():
+            assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+        # The MK variants train e=3 copies of every kernel.
+        assert train["mk_e3"]["params"] > 2 * train["plain"]["params"]
         predict = entry["predict"]
         assert predict["collapsed"]["params"] == predict["plain"]["params"]
-    assert "mlp" in proc.stdout
+        assert entry["target_met"] == (
+            train["mk_e3"]["ratio"] <= entry["target_ratio"]
+        )
+    assert "| mlp |" in stdout
+
+
+def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(tmp_path):
+    report, stdout = _run_step_time(tmp_path, "--models", "mlp", "--memory")
+    memory = report["backends"][BACKEND]["models"]["mlp"]["memory"]
+    # The quick A3 stand-in: 64 -> 32 -> 16 -> 8 -> 10. MK (e=3) adds two
+    # copies of every kernel, each with Adam's two slots; biases stay single.
+    kernel_bytes = 4 * (64 * 32 + 32 * 16 + 16 * 8 + 8 * 10)
+    extra = memory["mk_e3"]["state_bytes"] - memory["plain"]["state_bytes"]
+    assert extra == 2 * 3 * kernel_bytes
+    assert memory["plain"]["peak_bytes"] > 0
+    assert "peak resident MB" in stdout
 
 
 def test_probability_sharing_benchmark_quick_mode(tmp_path):

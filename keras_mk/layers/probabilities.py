@@ -21,9 +21,11 @@ Speed (measured in `docs/performance.md`):
   pure function of (seed state, element index), so it is reproducible, and
   it gives the same values whatever the sharding of the kernel (every device
   hashes the global indices of its shard). No global JAX flag is changed.
-- On TensorFlow the hash, the spacings, the mix and its gradient run as one
-  XLA cluster inside the (non-XLA) train step: fused into one loop, where
-  unfused each op would be a pass over the kernel (`sampled_mix_for`).
+- On TensorFlow the hash, the spacings, the mix and its gradient run as XLA
+  clusters inside the (non-XLA) train step: fused into one loop, where
+  unfused each op would be a pass over the kernel; the backward pass
+  recomputes the uniforms from the seed state instead of keeping them, and
+  a large kernel is cut into one cluster per core (`sampled_mix_for`).
 - PyTorch uses its own generator; the hash does not pay off without fusion.
 - The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
   full-kernel passes than differentiating the telescoping formula
@@ -92,6 +94,21 @@ def _seed_state(seed):
     return ops.cast(state, "int32")
 
 
+def _hash_keys(seed):
+    state = _seed_state(seed)
+    k0 = _fmix32(ops.add(ops.multiply(state[0], _GOLDEN), state[1]))
+    k1 = _fmix32(ops.bitwise_xor(k0, state[0]))
+    return k0, k1
+
+
+def _hash_to_uniform(index, k0, k1):
+    bits = _fmix32(ops.add(_fmix32(ops.bitwise_xor(index, k0)), k1))
+    # 23 bits: `(h + 0.5) / 2**23` is exact in float32 for every h, so the
+    # largest value is 1 - 2**-24, never 1.0 (24 bits would round to 1.0).
+    top = ops.cast(_shift_right_logical(bits, 9), "float32")
+    return ops.add(ops.multiply(top, np.float32(2**-23)), np.float32(2**-24))
+
+
 def hashed_uniforms(shape, seed):
     """Uniform(0, 1) float32 values hashed from the element index.
 
@@ -115,15 +132,9 @@ def hashed_uniforms(shape, seed):
             f"hashed_uniforms supports fewer than 2**31 elements. "
             f"Received: shape={shape}"
         )
-    state = _seed_state(seed)
-    k0 = _fmix32(ops.add(ops.multiply(state[0], _GOLDEN), state[1]))
-    k1 = _fmix32(ops.bitwise_xor(k0, state[0]))
+    k0, k1 = _hash_keys(seed)
     index = ops.reshape(ops.arange(size, dtype="int32"), tuple(shape))
-    bits = _fmix32(ops.add(_fmix32(ops.bitwise_xor(index, k0)), k1))
-    # 23 bits: `(h + 0.5) / 2**23` is exact in float32 for every h, so the
-    # largest value is 1 - 2**-24, never 1.0 (24 bits would round to 1.0).
-    top = ops.cast(_shift_right_logical(bits, 9), "float32")
-    return ops.add(ops.multiply(top, np.float32(2**-23)), np.float32(2**-24))
+    return _hash_to_uniform(index, k0, k1)
 
 
 def _uses_hash(shape, seed):
@@ -161,9 +172,9 @@ def uniforms(shape, seed, hashed=None):
     return keras.random.uniform(shape, seed=seed)
 
 
-def _sorted_uniforms(shape, count, seed, hashed=None):
-    """`count` iid Uniform(0, 1) tensors of `shape`, sorted elementwise."""
-    u = uniforms((count,) + tuple(shape), seed, hashed)
+def _sort_elementwise(u):
+    """The tensors of the list `u`, sorted elementwise (a list again)."""
+    count = len(u)
     if count == 1:
         return [u[0]]
     if count == 2:
@@ -176,8 +187,14 @@ def _sorted_uniforms(shape, count, seed, hashed=None):
             ops.maximum(lo_ab, ops.minimum(hi_ab, c)),
             ops.maximum(hi_ab, c),
         ]
-    s = ops.sort(u, axis=0)
+    s = ops.sort(ops.stack(u), axis=0)
     return [s[j] for j in range(count)]
+
+
+def _sorted_uniforms(shape, count, seed, hashed=None):
+    """`count` iid Uniform(0, 1) tensors of `shape`, sorted elementwise."""
+    u = uniforms((count,) + tuple(shape), seed, hashed)
+    return _sort_elementwise([u[j] for j in range(count)])
 
 
 def sample_spacings(shape, expansion, seed, hashed=None):
@@ -286,8 +303,9 @@ def sampled_mix_for(shape, expansion):
     TensorFlow on CPU runs Keras's train step without XLA, so the draw, the
     spacings and the mix would each be a pass over the kernel. There the
     counter hash, the spacings, the mix and its gradient are compiled by
-    XLA as one cluster (a nested `tf.function(jit_compile=True)`) and fuse
-    into one loop; the rest of the model runs as before. On JAX an eager
+    XLA (nested `tf.function(jit_compile=True)`, see
+    `_tensorflow_fused_mix`) and fuse into one loop per part of the
+    kernel; the rest of the model runs as before. On JAX an eager
     call (outside any trace) runs the same function as one `jax.jit`: one
     compilation per kernel shape instead of ~30 op-by-op ones; inside a
     trace (the train step) it is traced as part of the step.
@@ -316,14 +334,115 @@ def sampled_mix_for(shape, expansion):
             return jitted(seed_generator.next(), *copies)
 
         return eager_or_traced
+    return _tensorflow_fused_mix(shape, expansion)
+
+
+# A kernel of at least this many elements is split into one XLA cluster per
+# core: TensorFlow runs independent clusters concurrently, while one
+# cluster runs on one thread (XLA:CPU does not parallelise element-wise
+# loops; TensorFlow's own kernels use every core).
+_SPLIT_MIN_ELEMENTS = 1 << 17
+
+
+def _tensorflow_parts(size):
+    import os
+
+    cores = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
+    parts = max(1, min(cores or 1, 8)) if size >= _SPLIT_MIN_ELEMENTS else 1
+    bounds = np.linspace(0, size, parts + 1).astype(int)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _chunk_spacings(state, size, start, stop, count):
+    """Sorted uniforms of elements `[start, stop)` of a draw of `size`.
+
+    The same values as `sample_spacings((size,), count + 1, state,
+    hashed=True)[j][start:stop]`: the hash of the global element index.
+    """
+    k0, k1 = _hash_keys(state)
+    index = ops.arange(start, stop, dtype="int32")
+    u = [
+        _hash_to_uniform(ops.add(index, np.int32(j * size)), k0, k1)
+        for j in range(count)
+    ]
+    return _sort_elementwise(u)
+
+
+def _tensorflow_fused_mix(shape, expansion):
+    """TensorFlow: the draw, the mix and its gradient as XLA clusters.
+
+    The kernel is flattened and cut into contiguous parts (one per core
+    for a large kernel); each part is one XLA cluster that hashes its
+    elements' uniforms, sorts them and mixes (forward) or multiplies the
+    upstream gradient by `p_k` (backward), recomputing the uniforms from
+    the seed state instead of keeping them between the passes. The values
+    are those of `sampled_mix(copies, state, shape, hashed=True)`.
+    """
     import tensorflow as tf
 
-    @tf.function(jit_compile=True, autograph=False, reduce_retracing=True)
-    def compiled(state, *copies):
+    size = int(np.prod(shape))
+    count = expansion - 1
+    parts = _tensorflow_parts(size)
+
+    def compiled(function):
+        return tf.function(
+            function, jit_compile=True, autograph=False, reduce_retracing=True
+        )
+
+    def forward_part(start, stop):
+        def forward(state, *flat):
+            s = _chunk_spacings(state, size, start, stop, count)
+            s = [ops.cast(x, flat[0].dtype) for x in s]
+            chunk = [c[start:stop] for c in flat]
+            return _telescoping_mix(chunk, s)
+
+        return compiled(forward)
+
+    def backward_part(start, stop):
+        def backward(state, upstream):
+            s = _chunk_spacings(state, size, start, stop, count)
+            s = [ops.cast(x, upstream.dtype) for x in s]
+            return tuple(
+                ops.multiply(upstream[start:stop], p) for p in _gaps(s)
+            )
+
+        return compiled(backward)
+
+    forwards = [forward_part(a, b) for a, b in parts]
+    backwards = [backward_part(a, b) for a, b in parts]
+
+    @tf.custom_gradient
+    def mix(state, *copies):
+        flat = [tf.reshape(c, (size,)) for c in copies]
+        out = [f(state, *flat) for f in forwards]
+        out = out[0] if len(out) == 1 else tf.concat(out, 0)
+
+        def grad(upstream):
+            upstream = tf.reshape(upstream, (size,))
+            pieces = [b(state, upstream) for b in backwards]
+            grads = [
+                tf.reshape(
+                    piece[0] if len(pieces) == 1 else tf.concat(piece, 0),
+                    shape,
+                )
+                for piece in zip(*pieces)
+            ]
+            return (None, *grads)
+
+        return tf.reshape(out, shape), grad
+
+    @compiled
+    def broadcast(state, *copies):  # `p` shared along some axes
         return sampled_mix(list(copies), state, shape, hashed=True)
 
     def fused(copies, seed_generator):
-        return compiled(seed_generator.next(), *copies)
+        if tuple(copies[0].shape) != tuple(shape):
+            return broadcast(seed_generator.next(), *copies)
+        return mix(seed_generator.next(), *copies)
 
     return fused
 

@@ -44,23 +44,33 @@ def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
     policy, monkeypatch
 ):
     seen = {"sampled": set(), "mixed": set()}
-    sample, mix = probs.sample_spacings, probs.mix_with_spacings
+    sort, telescope, torch_mix = (
+        probs._sort_elementwise,
+        probs._telescoping_mix,
+        probs._torch_mix,
+    )
 
-    def spy_sample(*args, **kwargs):
-        s = sample(*args, **kwargs)
+    def spy_sort(u):
+        s = sort(u)
         seen["sampled"].update(
             keras.backend.standardize_dtype(x.dtype) for x in s
         )
         return s
 
-    def spy_mix(copies, s):
-        seen["mixed"].update(
-            keras.backend.standardize_dtype(x.dtype) for x in list(copies) + s
-        )
-        return mix(copies, s)
+    def spy_mix(mix):
+        def spy(copies, s):
+            seen["mixed"].update(
+                keras.backend.standardize_dtype(x.dtype)
+                for x in list(copies) + list(s)
+            )
+            return mix(copies, s)
 
-    monkeypatch.setattr(probs, "sample_spacings", spy_sample)
-    monkeypatch.setattr(probs, "mix_with_spacings", spy_mix)
+        return spy
+
+    # Every backend's path sorts the uniforms and mixes through these.
+    monkeypatch.setattr(probs, "_sort_elementwise", spy_sort)
+    monkeypatch.setattr(probs, "_telescoping_mix", spy_mix(telescope))
+    monkeypatch.setattr(probs, "_torch_mix", spy_mix(torch_mix))
     keras.config.set_dtype_policy(policy)
     model = small_mk_model()
     losses = fit_losses(model)

@@ -40,7 +40,11 @@ ALGORITHM_FLAGS = (
     "subset",
     "ensemble",
     "distilled",
+    "mk-unit",
+    "mk-layer",
 )
+# Opt-in: MK with `p` shared per output unit or per kernel.
+OPT_IN_FLAGS = ("mk-unit", "mk-layer")
 REDUCED = dict(
     topologies=["A1"],
     optimizers=["adam"],
@@ -105,8 +109,9 @@ def parse_args(argv=None):
         "--algorithms",
         nargs="+",
         choices=ALGORITHM_FLAGS,
-        default=list(ALGORITHM_FLAGS),
-        help="BASELINE is always run",
+        default=[f for f in ALGORITHM_FLAGS if f not in OPT_IN_FLAGS],
+        help="BASELINE is always run; mk-unit and mk-layer (MK with p "
+        "shared per output unit or per kernel) only when named",
     )
     parser.add_argument(
         "--lr-exponents",

@@ -9,6 +9,10 @@ validation, test and (a sample of the) training split after every epoch.
 * MAJORITY KERNELS: `keras_mk.clone_model(model, expansion)` (fresh
   per-element Dirichlet(1) `p` every step), the long budget, deployed as
   `keras_mk.collapse(mk_model)`.
+* MK (p per unit), MK (p per layer): MAJORITY KERNELS with
+  `probability_sharing="unit"` or `"layer"` (one draw of `p` per output
+  unit or per kernel instead of per element: cheaper, not the paper's
+  algorithm; opt-in, `--algorithms mk-unit mk-layer`).
 * ADV-MK: the same MK model trained by `keras_mk.training.AdversarialMK`
   (Algorithm D.2; D.1 with `adversarial_only`, then with independent
   copies), the long budget, deployed collapsed.
@@ -38,6 +42,11 @@ BASELINE = "BASELINE"
 BASELINE_LONG = "BASELINE-LONG"
 MAJORITY = "MAJORITY KERNELS"
 ADV_MAJORITY = "ADV-MK"
+MAJORITY_UNIT = "MK (p per unit)"
+MAJORITY_LAYER = "MK (p per layer)"
+# The MK variants that share one draw of `p`: their `probability_sharing`.
+SHARED_P = {MAJORITY_UNIT: "unit", MAJORITY_LAYER: "layer"}
+MK_ALGORITHMS = (MAJORITY, ADV_MAJORITY, MAJORITY_UNIT, MAJORITY_LAYER)
 SUBSET = "SUBSET"
 ENSEMBLE = "ENSEMBLE"
 DISTILLED = "DISTILLED"
@@ -46,17 +55,21 @@ ALGORITHMS = (
     BASELINE_LONG,
     MAJORITY,
     ADV_MAJORITY,
+    MAJORITY_UNIT,
+    MAJORITY_LAYER,
     SUBSET,
     ENSEMBLE,
     DISTILLED,
 )
 # The algorithms that get `expansion` times BASELINE's epochs.
-LONG = (BASELINE_LONG, MAJORITY, ADV_MAJORITY, SUBSET)
+LONG = (BASELINE_LONG, MAJORITY, ADV_MAJORITY, SUBSET) + tuple(SHARED_P)
 FLAG_NAMES = {
     "baseline": BASELINE,
     "baseline-long": BASELINE_LONG,
     "mk": MAJORITY,
     "adv-mk": ADV_MAJORITY,
+    "mk-unit": MAJORITY_UNIT,
+    "mk-layer": MAJORITY_LAYER,
     "subset": SUBSET,
     "ensemble": ENSEMBLE,
     "distilled": DISTILLED,
@@ -255,7 +268,7 @@ class _Compiled:
 _COMPILED = _Compiled()
 
 
-def _mk_model(build, budget, seed, independent=False):
+def _mk_model(build, budget, seed, independent=False, sharing="element"):
     """The MK model of `build(seed)`; copies independent for D.1.
 
     Algorithm D.1 needs copies that differ from the start (see
@@ -263,7 +276,10 @@ def _mk_model(build, budget, seed, independent=False):
     7919 * k)`, an independent initialization.
     """
     mk_model = keras_mk.clone_model(
-        build(seed), expansion=budget.expansion, seed=1000 * seed
+        build(seed),
+        expansion=budget.expansion,
+        seed=1000 * seed,
+        probability_sharing=sharing,
     )
     if independent:
         others = [build(seed + 7919 * k) for k in range(budget.expansion)]
@@ -299,11 +315,12 @@ def _build(algorithm, data, hidden_units, seed, budget, teacher):
         )
         return model, model, model
     model = build(seed)
-    if algorithm in (MAJORITY, ADV_MAJORITY):
+    if algorithm in MK_ALGORITHMS:
         # Only ADV-MK as D.1 starts from independent copies; MK, like
         # `keras_mk.clone_model`, from replicated ones.
         independent = algorithm == ADV_MAJORITY and budget.adversarial_only
-        mk_model = _mk_model(build, budget, seed, independent)
+        sharing = SHARED_P.get(algorithm, "element")
+        mk_model = _mk_model(build, budget, seed, independent, sharing)
         fitted = mk_model
         if algorithm == ADV_MAJORITY:
             fitted = training.AdversarialMK(
@@ -382,7 +399,7 @@ def train(
     if trained is not evaluated:
         _assign(evaluated, trained)
     deployed = evaluated
-    if algorithm in (MAJORITY, ADV_MAJORITY):
+    if algorithm in MK_ALGORITHMS:
         deployed = keras_mk.collapse(evaluated)
     if algorithm == SUBSET:
         deployed = baselines.subset_to_dense(model)

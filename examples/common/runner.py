@@ -32,7 +32,7 @@ SWEPT = (
     algorithms.MAJORITY,
     algorithms.ADV_MAJORITY,
     algorithms.SUBSET,
-)
+) + tuple(algorithms.SHARED_P)
 
 
 def learning_rates(optimizer, exponents):

@@ -497,6 +497,7 @@ def format_table(report):
                     f"{_mb(p['peak_bytes'])} | {_mb(k['peak_bytes'])} | "
                     f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x |"
                 )
+        lines += _breakdown(result)
         lines.append("\n| model | infer plain ms | collapsed |")
         lines.append("|---|---|---|")
         for name, entry in result["models"].items():
@@ -508,6 +509,28 @@ def format_table(report):
                 f"{_ratio_cell(pred.get('collapsed'))} |"
             )
     return "\n".join(lines)
+
+
+def _breakdown(result):
+    """Where MK's extra time goes: copies + optimizer, then sampling."""
+    label = f"mk_e{TARGET_EXPANSION}"
+    rows = [
+        "\n| model | plain ms | + copies, mean, optimizer on e copies "
+        "(uniform p) | + sampling p and mixing | MK ms |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in result["models"].items():
+        train = entry.get("train", {})
+        if label not in train or UNIFORM_LABEL not in train:
+            continue
+        plain = train["plain"]["median_ms"]
+        uniform = train[UNIFORM_LABEL]["median_ms"]
+        mk = train[label]["median_ms"]
+        rows.append(
+            f"| {name} | {plain:.1f} | {uniform - plain:+.1f} | "
+            f"{mk - uniform:+.1f} | {mk:.1f} |"
+        )
+    return rows if len(rows) > 2 else []
 
 
 def run_driver(args):

@@ -163,13 +163,73 @@ def uniforms(shape, seed, hashed=None):
 
     `hashed=None` picks the counter hash on JAX and the backend generator
     elsewhere; `True` forces the hash (inside an XLA cluster, where it
-    fuses), `False` the backend generator.
+    fuses), `False` the backend generator. On PyTorch a large draw on the
+    CPU comes from NumPy's PCG64 in parallel blocks (`_parallel_uniforms`).
     """
     if hashed is None:
         hashed = _uses_hash(shape, seed)
     if hashed:
         return hashed_uniforms(shape, seed)
+    if _uses_parallel_numpy(shape, seed):
+        return _parallel_uniforms(shape, seed)
     return keras.random.uniform(shape, seed=seed)
+
+
+# PyTorch on the CPU: `torch.rand` is one mt19937 stream, on one core. A
+# draw of at least `_BLOCK` elements is cut into blocks of `_BLOCK`, each
+# from its own PCG64 generator seeded by (seed state, block index), filled
+# by a thread pool (NumPy releases the GIL while it fills): ~1.5x faster
+# per core than mt19937, and on every core. The values depend only on the
+# seed state and the shape, never on the number of threads.
+_BLOCK = 1 << 18
+_POOL = []
+
+
+def _uses_parallel_numpy(shape, seed):
+    if keras.backend.backend() != "torch" or seed is None:
+        return False
+    if int(np.prod(shape)) < _BLOCK:
+        return False
+    import torch
+
+    if torch.compiler.is_compiling():  # traced by `jit_compile=True`
+        return False
+    state = seed.state.value if hasattr(seed, "state") else seed
+    return not hasattr(state, "device") or state.device.type == "cpu"
+
+
+def _thread_pool():
+    if not _POOL:
+        import concurrent.futures
+        import os
+
+        cores = (
+            len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count()
+        )
+        _POOL.append(
+            concurrent.futures.ThreadPoolExecutor(max(1, min(cores or 1, 8)))
+        )
+    return _POOL[0]
+
+
+def _parallel_uniforms(shape, seed):
+    """Uniform[0, 1) float32 of `shape` (a torch tensor on the CPU)."""
+    import torch
+
+    words = ops.convert_to_numpy(_seed_state(seed)).astype(np.int64)
+    key = [int(w) & 0xFFFFFFFF for w in words]
+    size = int(np.prod(shape))
+    out = np.empty(size, dtype=np.float32)
+
+    def fill(start):
+        block = np.random.SeedSequence(key + [start // _BLOCK])
+        generator = np.random.Generator(np.random.PCG64(block))
+        generator.random(out=out[start : start + _BLOCK], dtype=np.float32)
+
+    list(_thread_pool().map(fill, range(0, size, _BLOCK)))
+    return torch.from_numpy(out).reshape(tuple(shape))
 
 
 def _sort_elementwise(u):

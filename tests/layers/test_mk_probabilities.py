@@ -61,6 +61,37 @@ def test_p_is_dirichlet_one_through_the_layer(e):
     assert p.std(axis=0).mean() > 0.05  # and they are not all 1/e
 
 
+def test_large_kernel_p_is_dirichlet_one_and_replayed_by_sample_probabilities(
+    monkeypatch,
+):
+    # 512 x 512: drawn in parallel blocks on PyTorch (CPU) and cut into one
+    # XLA cluster per core on TensorFlow; the values must not depend on it.
+    n, e = 512, 3
+    layer = layers.MKDense(n, expansion=e, use_bias=False, seed=1)
+    layer.build((None, n))
+    state = numpy(layer.seed_generator.state)
+    p = numpy(layer.sample_probabilities())
+    layer.seed_generator.state.assign(state)
+    p0 = observed_p0(layer, n)
+    np.testing.assert_allclose(p0, p[0], atol=1e-6)
+    mean, var = dirichlet_marginal(e, 1.0)
+    assert p0.min() >= 0.0
+    assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
+    assert abs(p0.var() / var - 1.0) < 0.02
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
+    # Neighbouring elements (and blocks) are not correlated.
+    flat = p0.ravel()
+    assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
+    if keras.backend.backend() == "torch":
+        import concurrent.futures
+
+        one_thread = concurrent.futures.ThreadPoolExecutor(1)
+        monkeypatch.setattr(probs, "_POOL", [one_thread])
+        layer.seed_generator.state.assign(state)
+        np.testing.assert_array_equal(numpy(layer.sample_probabilities()), p)
+        one_thread.shutdown()
+
+
 @pytest.mark.parametrize("e", [2, 3, 6])
 def test_sample_probabilities_on_the_simplex(e):
     layer = layers.MKConv2D(4, 3, expansion=e, seed=0)

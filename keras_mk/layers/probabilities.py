@@ -26,7 +26,10 @@ Speed (measured in `docs/performance.md`):
   unfused each op would be a pass over the kernel; the backward pass
   recomputes the uniforms from the seed state instead of keeping them, and
   a large kernel is cut into one cluster per core (`sampled_mix_for`).
-- PyTorch uses its own generator; the hash does not pay off without fusion.
+- PyTorch uses its own generator for small draws (the hash does not pay off
+  without fusion); a large draw on the CPU comes from NumPy's PCG64 in
+  parallel blocks (`_parallel_uniforms`): faster per core than PyTorch's
+  mt19937, and on every core.
 - The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
   full-kernel passes than differentiating the telescoping formula
   (`ops.custom_gradient` on TensorFlow and JAX, an autograd Function with

@@ -201,19 +201,22 @@ def _uses_parallel_numpy(shape, seed):
     return not hasattr(state, "device") or state.device.type == "cpu"
 
 
+def _available_cores():
+    """The CPU cores this process may run on (at most 8 are used)."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
 def _thread_pool():
     if not _POOL:
         import concurrent.futures
-        import os
 
-        cores = (
-            len(os.sched_getaffinity(0))
-            if hasattr(os, "sched_getaffinity")
-            else os.cpu_count()
-        )
-        _POOL.append(
-            concurrent.futures.ThreadPoolExecutor(max(1, min(cores or 1, 8)))
-        )
+        _POOL.append(concurrent.futures.ThreadPoolExecutor(_available_cores()))
     return _POOL[0]
 
 
@@ -408,14 +411,7 @@ _SPLIT_MIN_ELEMENTS = 1 << 17
 
 
 def _tensorflow_parts(size):
-    import os
-
-    cores = (
-        len(os.sched_getaffinity(0))
-        if hasattr(os, "sched_getaffinity")
-        else os.cpu_count()
-    )
-    parts = max(1, min(cores or 1, 8)) if size >= _SPLIT_MIN_ELEMENTS else 1
+    parts = _available_cores() if size >= _SPLIT_MIN_ELEMENTS else 1
     bounds = np.linspace(0, size, parts + 1).astype(int)
     return list(zip(bounds[:-1], bounds[1:]))
 

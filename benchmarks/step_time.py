@@ -462,8 +462,10 @@ def format_table(report):
         header += [f"inherent (uniform p, e={TARGET_EXPANSION})"]
         header += [f"sharing={s}" for s in SHARINGS]
         header += [f"target (e={TARGET_EXPANSION})", "met"]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
+        timed = any("train" in e for e in result["models"].values())
+        if timed:
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("|" + "---|" * len(header))
         for name, entry in result["models"].items():
             if "train" not in entry:
                 continue
@@ -498,6 +500,8 @@ def format_table(report):
                     f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x |"
                 )
         lines += _breakdown(result)
+        if not timed:
+            continue
         lines.append("\n| model | infer plain ms | collapsed |")
         lines.append("|---|---|---|")
         for name, entry in result["models"].items():

@@ -36,8 +36,8 @@ import traceback
 
 import numpy as np
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results")
-DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs")
+from benchmarks import common
+
 TOLERANCE = 1e-5
 
 # keras.applications: constructor -> smallest input side it accepts.
@@ -388,8 +388,7 @@ def run(names, output):
         del model
         keras.backend.clear_session()
         gc.collect()
-        with open(output, "w") as f:
-            json.dump(_document(results), f, indent=1)
+        common.write_json(_document(results), output, indent=1)
         print(name, results[name].get("status"), flush=True)
     return results
 
@@ -406,12 +405,10 @@ def _document(results):
 
 def update_docs():
     """Writes `docs/coverage.md` from the per-backend JSON files."""
-    tables = {}
-    for backend in ("tensorflow", "jax", "torch"):
-        path = os.path.join(RESULTS, f"coverage_{backend}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                tables[backend] = json.load(f)["models"]
+    tables = {
+        backend: data["models"]
+        for backend, data in common.read_results("coverage").items()
+    }
     names = [n for n in list(APPLICATIONS) + list(HUB)]
     lines = [
         "# Conversion coverage",
@@ -459,7 +456,7 @@ def update_docs():
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Reasons:", ""] + notes
-    with open(os.path.join(DOCS, "coverage.md"), "w") as f:
+    with open(os.path.join(common.DOCS, "coverage.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -481,7 +478,7 @@ def main(argv=None):
     names = []
     for name in args.models or list(APPLICATIONS) + list(HUB):
         names += list(FAMILIES) if name == "families" else [name]
-    output = os.path.join(RESULTS, f"coverage_{keras.backend.backend()}.json")
+    output = common.result_path("coverage", keras.backend.backend())
     run(names, output)
 
 

@@ -142,7 +142,7 @@ def expand(model, expansion, seed=0, probabilities="exponential"):
     """The MK version of `model` (every kernel layer, `expansion` copies)."""
     return _own_buffers(
         keras_mk.clone_model(
-            model, expansion, seed=seed, probabilities=probabilities
+            model, expansion=expansion, seed=seed, probabilities=probabilities
         )
     )
 

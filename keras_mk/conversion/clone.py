@@ -274,8 +274,9 @@ def warn_left_plain(model):
         )
 
 
-def _is_layer(value):
-    return isinstance(value, keras.layers.Layer)
+def _is_operation(value):
+    # What Keras hands a clone function: layers, and ops on Keras tensors.
+    return isinstance(value, keras.Operation)
 
 
 def clone_function(layer=None, /, **mk_arguments):
@@ -308,7 +309,7 @@ def clone_function(layer=None, /, **mk_arguments):
     ... )
     """
     if layer is not None:
-        if not _is_layer(layer):
+        if not _is_operation(layer):
             raise TypeError(
                 "The MK arguments of `keras_mk.clone_function` are "
                 "keyword-only: `keras_mk.clone_function(expansion=3)`. "

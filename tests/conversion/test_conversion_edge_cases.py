@@ -71,6 +71,13 @@ def test_clone_function_passed_uncalled_uses_the_default_expansion():
     layers = registry.mk_layers_of(mk)
     assert [layer.expansion for _, layer in layers] == [3, 3]
     assert_converted_equal(original, mk, _x(original))
+    # Keras hands it the ops on Keras tensors too (`x + 3.0`).
+    original = ops_and_add_layer_model()
+    mk = keras.models.clone_model(
+        original, clone_function=keras_mk.clone_function
+    )
+    assert len(registry.mk_layers_of(mk)) == 2
+    assert_converted_equal(original, mk, _x(original))
 
 
 @keras.saving.register_keras_serializable(package="keras_mk_tests")

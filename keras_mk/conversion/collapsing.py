@@ -7,7 +7,6 @@ model's inference function, at the original size and cost.
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_mk import _keras_private
 from keras_mk.conversion import model_checks
@@ -128,15 +127,11 @@ def _assign_variables(model, copy):
         if layer.seed_generator is not None:
             extra.add(id(layer.seed_generator.state))
     sources = [v for v in model.variables if id(v) not in extra]
-    targets = copy.variables
-    signature = model_checks.variable_signature
-    if signature(sources) != signature(targets):
-        raise ValueError(
-            f"Cannot collapse model '{model.name}': the plain model rebuilt "
-            "from its config has different variables. Does every custom "
-            "layer of the model implement `get_config()`?"
-        )
-    for source, target in zip(sources, targets):
-        value = means.get(id(source), source.value)
-        # A real copy: JAX's `fit` donates variable buffers.
-        target.assign(ops.copy(value))
+    model_checks.assign_pairwise(
+        sources,
+        copy.variables,
+        f"Cannot collapse model '{model.name}': the plain model rebuilt "
+        "from its config has different variables. Does every custom "
+        "layer of the model implement `get_config()`?",
+        values=means,
+    )

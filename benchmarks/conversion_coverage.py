@@ -36,8 +36,8 @@ import traceback
 
 import numpy as np
 
-RESULTS = os.path.join(os.path.dirname(__file__), "results")
-DOCS = os.path.join(os.path.dirname(__file__), os.pardir, "docs")
+from benchmarks import common
+
 TOLERANCE = 1e-5
 
 # keras.applications: constructor -> smallest input side it accepts.
@@ -275,12 +275,15 @@ def _fresh_process_outputs(plain, x, directory):
     return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
-def check_model(model, seed=0, fresh_process=True, jit_compile="auto"):
+def check_model(
+    model, seed=0, fresh_process=True, jit_compile="auto", run_eagerly=False
+):
     """Runs the five checks on one model; returns a result dict.
 
     Raises nothing: a refusal or a failure is recorded with its message.
-    `jit_compile` is passed to `compile` (False skips a long XLA compile
-    for the single `fit` step).
+    `jit_compile` and `run_eagerly` are passed to `compile` (False, or
+    `run_eagerly=True`, skip a long XLA compile or graph trace for the
+    single `fit` step).
     """
     import keras
 
@@ -316,7 +319,8 @@ def check_model(model, seed=0, fresh_process=True, jit_compile="auto"):
         mk.compile(
             optimizer=keras.optimizers.SGD(1e-3),
             loss="mse",
-            jit_compile=jit_compile,
+            jit_compile=False if run_eagerly else jit_compile,
+            run_eagerly=run_eagerly,
         )
         mk.fit(x, targets, epochs=1, verbose=0)
         plain = keras_mk.collapse(mk)
@@ -388,8 +392,7 @@ def run(names, output):
         del model
         keras.backend.clear_session()
         gc.collect()
-        with open(output, "w") as f:
-            json.dump(_document(results), f, indent=1)
+        common.write_json(_document(results), output, indent=1)
         print(name, results[name].get("status"), flush=True)
     return results
 
@@ -406,12 +409,10 @@ def _document(results):
 
 def update_docs():
     """Writes `docs/coverage.md` from the per-backend JSON files."""
-    tables = {}
-    for backend in ("tensorflow", "jax", "torch"):
-        path = os.path.join(RESULTS, f"coverage_{backend}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                tables[backend] = json.load(f)["models"]
+    tables = {
+        backend: data["models"]
+        for backend, data in common.read_results("coverage").items()
+    }
     names = [n for n in list(APPLICATIONS) + list(HUB)]
     lines = [
         "# Conversion coverage",
@@ -431,8 +432,9 @@ def update_docs():
         "`KERAS_BACKEND=<backend> python -m benchmarks.conversion_coverage` "
         "per backend, then `python -m benchmarks.conversion_coverage "
         "--update-docs`. The test suite (`tests/conversion/"
-        "test_coverage_families.py`) runs one model per family on PyTorch "
-        "and MobileNetV3Small and ConvNeXtTiny on TensorFlow and JAX. "
+        "test_coverage_families.py`) runs one model per family, each "
+        "family on one backend (most on PyTorch, where they cost least), "
+        "so every CI run covers every family once. "
         "'not run' means the run on this 2-core machine did not reach the "
         "model in the time it had.",
         "",
@@ -459,7 +461,7 @@ def update_docs():
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Reasons:", ""] + notes
-    with open(os.path.join(DOCS, "coverage.md"), "w") as f:
+    with open(os.path.join(common.DOCS, "coverage.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -481,7 +483,7 @@ def main(argv=None):
     names = []
     for name in args.models or list(APPLICATIONS) + list(HUB):
         names += list(FAMILIES) if name == "families" else [name]
-    output = os.path.join(RESULTS, f"coverage_{keras.backend.backend()}.json")
+    output = common.result_path("coverage", keras.backend.backend())
     run(names, output)
 
 

@@ -10,9 +10,10 @@ the copies").
 """
 
 import argparse
-import json
 import os
 import time
+
+from benchmarks import common
 
 
 def parse_args():
@@ -91,13 +92,10 @@ def main():
             f"| {init} | {r['accuracy_mean']:.4f} +/- {r['accuracy_std']:.4f}"
             f" | {r['loss_mean']:.4f} +/- {r['loss_std']:.4f} |"
         )
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(
-            {"backend": keras.backend.backend(), "args": vars(args), **results},
-            f,
-            indent=2,
-        )
+    common.write_json(
+        {"backend": keras.backend.backend(), "args": vars(args), **results},
+        args.output,
+    )
 
 
 if __name__ == "__main__":

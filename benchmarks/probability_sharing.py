@@ -19,14 +19,13 @@ Prints Markdown tables and writes JSON (default
 """
 
 import argparse
-import json
-import os
 import statistics
 
 import keras
 import numpy as np
 
 import keras_mk
+from benchmarks import common
 from benchmarks import models
 from benchmarks import step_time
 
@@ -40,7 +39,7 @@ def step_times(repeats, steps, quick):
     variants = {"plain": plain}
     for sharing in SHARINGS:
         variants[sharing] = keras_mk.clone_model(
-            plain, 3, seed=1, probability_sharing=sharing
+            plain, expansion=3, seed=1, probability_sharing=sharing
         )
     for model in variants.values():
         model.compile(keras.optimizers.Adam(1e-3), LOSS)
@@ -79,7 +78,7 @@ def accuracy(task, sharing, seed, epochs):
     )
     if sharing != "baseline":
         model = keras_mk.clone_model(
-            model, 3, seed=seed, probability_sharing=sharing
+            model, expansion=3, seed=seed, probability_sharing=sharing
         )
     model.compile(keras.optimizers.Adam(2e-3), LOSS, metrics=["accuracy"])
     x_train, y_train, x_test, y_test = task
@@ -125,26 +124,20 @@ def main(argv=None):
         ]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
-    output = args.output or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)),
-        "results",
-        f"probability_sharing_{backend}.json",
-    )
+    output = args.output or common.result_path("probability_sharing", backend)
     if args.quick and args.output is None:
         return
-    with open(output, "w") as f:
-        json.dump(
-            {
-                "backend": backend,
-                "keras": keras.__version__,
-                "cost": cost,
-                "accuracy": results,
-                "seeds": seeds,
-                "epochs": epochs,
-            },
-            f,
-            indent=2,
-        )
+    common.write_json(
+        {
+            "backend": backend,
+            "keras": keras.__version__,
+            "cost": cost,
+            "accuracy": results,
+            "seeds": seeds,
+            "epochs": epochs,
+        },
+        output,
+    )
     print(f"\nwrote {output}")
 
 

@@ -16,7 +16,6 @@ threads otherwise slow every step down by an order of magnitude.
 """
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -25,6 +24,7 @@ import keras
 import numpy as np
 
 import keras_mk
+from benchmarks import common
 from keras_mk import baselines
 from keras_mk import training
 
@@ -190,25 +190,17 @@ def main():
             f"| {row['system']} | {row['ms_per_step']:.2f} | "
             f"{row['relative_to_baseline']:.2f} | {row['note']} |"
         )
-    output = args.output or os.path.join(
-        os.path.dirname(os.path.abspath(__file__)),
-        "results",
-        f"systems_cost_{backend}.json",
-    )
-    os.makedirs(os.path.dirname(output), exist_ok=True)
-    with open(output, "w") as f:
-        json.dump(result, f, indent=2)
+    output = args.output or common.result_path("systems_cost", backend)
+    common.write_json(result, output)
     print(f"wrote {output}")
 
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-DOCS = os.path.join(os.path.dirname(RESULTS), "..", "docs", "systems.md")
-BACKENDS = ("tensorflow", "jax", "torch")
+DOCS = os.path.join(common.DOCS, "systems.md")
 
 
 def docs_table(results):
     """The Markdown table of `docs/systems.md` from per-backend results."""
-    backends = [b for b in BACKENDS if b in results]
+    backends = [b for b in common.BACKENDS if b in results]
     header = ["System"] + [f"{b}: ms/step (x BASELINE)" for b in backends]
     lines = [
         "| " + " | ".join(header + ["Note"]) + " |",
@@ -242,12 +234,7 @@ def docs_table(results):
 
 
 def update_docs():
-    results = {}
-    for backend in BACKENDS:
-        path = os.path.join(RESULTS, f"systems_cost_{backend}.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                results[backend] = json.load(f)
+    results = common.read_results("systems_cost")
     with open(DOCS) as f:
         text = f.read()
     start, end = "<!-- cost-table -->\n", "<!-- /cost-table -->"

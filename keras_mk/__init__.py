@@ -20,6 +20,7 @@ from keras_mk.conversion import export_litert
 from keras_mk.conversion import load_model
 from keras_mk.conversion import save_model
 from keras_mk.distribution import mk_layout_map
+from keras_mk.layers import MKConfig
 from keras_mk.layers import MKConv1D
 from keras_mk.layers import MKConv1DTranspose
 from keras_mk.layers import MKConv2D

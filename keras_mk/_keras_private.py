@@ -1,13 +1,21 @@
 """The only module of keras_mk that touches private Keras API.
 
 Keras keeps some machinery private that a library converting layers in place
-needs (unlocking a built layer's state tracker, walking nested layers).
-Everything private lives here, so a Keras upgrade touches one file.
+needs (unlocking a built layer's state tracker, walking nested layers,
+swapping a built layer's class, the layout of a `.keras` archive).
+Everything private lives here, so a Keras upgrade touches one file; each
+function is pinned by `tests/test_keras_private.py`, which fails loudly when
+an upgrade breaks it.
 """
 
 import contextlib
 import inspect
+import json
+import os
+import shutil
 import sys
+import tempfile
+import zipfile
 
 import keras
 
@@ -75,10 +83,6 @@ def in_symbolic_scope():
     from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
     return in_symbolic_scope()
-
-
-def is_keras_variable(value):
-    return isinstance(value, keras.Variable)
 
 
 def refresh_call_signature(layer):
@@ -183,3 +187,128 @@ def rewrap_quantize(layer):
             method(mode=config.mode, config=config, **kwargs)
 
     set_instance_method(layer, "quantize", quantize)
+
+
+def kernel_and_bias(layer):
+    """The kernel and bias variables of a built Keras kernel layer.
+
+    Keras keeps them either behind a property over `_kernel` / `_bias`
+    (`Dense`, `EinsumDense`, `Conv*`) or as plain attributes (the
+    depthwise and transposed convolutions). The bias is None without one.
+    """
+    state = layer.__dict__
+    kernel = state.get("_kernel", state.get("kernel"))
+    bias = state.get("_bias", state.get("bias"))
+    return kernel, bias
+
+
+def swap_class(layer, new_class, kernel, bias):
+    """Makes a built kernel layer an instance of `new_class`, in place.
+
+    As Keras's own `enable_lora` and `Model.quantize` change built layers:
+    the layer keeps its state and variables; `kernel` and `bias` are stored
+    where `new_class` reads them (behind its property, or as plain
+    attributes), and the cached call signature is refreshed.
+    """
+    with unlocked_state(layer):
+        layer.__class__ = new_class
+        for name, value in (("kernel", kernel), ("bias", bias)):
+            layer.__dict__.pop(name, None)
+            layer.__dict__.pop("_" + name, None)
+            if isinstance(getattr(new_class, name, None), property):
+                name = "_" + name
+            layer.__dict__[name] = value
+        refresh_call_signature(layer)
+
+
+@contextlib.contextmanager
+def instance_method(obj, name, function):
+    """Binds `function` as `obj.name` while the scope is open.
+
+    Keras's `Layer.__call__` runs `self.call`, looked up on the instance
+    first; `object.__setattr__` keeps Keras's attribute tracking out of it.
+    The previous instance attribute (if any) is restored on exit.
+    """
+    previous = obj.__dict__.get(name)
+    set_instance_method(obj, name, function)
+    try:
+        yield
+    finally:
+        if previous is None:
+            drop_instance_method(obj, name)
+        else:
+            set_instance_method(obj, name, previous)
+
+
+def jax_loss(
+    model,
+    trainable_variables,
+    non_trainable_variables,
+    metrics_variables,
+    optimizer_variables,
+    x,
+    y,
+    sample_weight,
+):
+    """The training loss of a compiled model, statelessly, on JAX.
+
+    What Keras's JAX `train_step` differentiates: `compute_loss_and_updates`
+    of the JAX trainer (not a documented API), which runs the model
+    statelessly on the given variables. Returns the loss before any loss
+    scaling.
+    """
+    _, aux = model.compute_loss_and_updates(
+        trainable_variables,
+        non_trainable_variables,
+        metrics_variables,
+        x,
+        y,
+        sample_weight,
+        training=True,
+        optimizer_variables=optimizer_variables,
+    )
+    return aux[0]
+
+
+# The members of a `.keras` archive (Keras's `saving_lib` writes them).
+ARCHIVE_CONFIG = "config.json"
+ARCHIVE_WEIGHTS = "model.weights.h5"
+
+
+def read_archive_config(filepath):
+    """The `config.json` of a `.keras` archive, as a dict."""
+    with zipfile.ZipFile(filepath) as archive:
+        return json.loads(archive.read(ARCHIVE_CONFIG))
+
+
+def replace_archive_config(filepath, data):
+    """Rewrites the `config.json` of a `.keras` archive in place.
+
+    Every other member is copied as it is, through a temporary file in the
+    same directory, so a failure leaves the archive as it was.
+    """
+    directory = os.path.dirname(os.path.abspath(filepath))
+    fd, temp = tempfile.mkstemp(suffix=".keras", dir=directory)
+    os.close(fd)
+    try:
+        with (
+            zipfile.ZipFile(filepath) as src,
+            zipfile.ZipFile(temp, "w") as dst,
+        ):
+            for info in src.infolist():
+                if info.filename == ARCHIVE_CONFIG:
+                    dst.writestr(info, data)
+                    continue
+                with src.open(info) as i, dst.open(info, "w") as o:
+                    shutil.copyfileobj(i, o, 1 << 20)
+        os.replace(temp, filepath)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
+
+
+def extract_archive_weights(filepath, directory):
+    """Extracts the weights file of a `.keras` archive; returns its path."""
+    with zipfile.ZipFile(filepath) as archive:
+        archive.extract(ARCHIVE_WEIGHTS, directory)
+    return os.path.join(directory, ARCHIVE_WEIGHTS)

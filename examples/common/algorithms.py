@@ -6,7 +6,7 @@ validation, test and (a sample of the) training split after every epoch.
 
 * BASELINE: the plain model, `budget.epochs` epochs.
 * BASELINE-LONG: the plain model, `expansion` times as many epochs.
-* MAJORITY KERNELS: `keras_mk.clone_model(model, expansion)` (fresh
+* MAJORITY KERNELS: `keras_mk.clone_model(model, expansion=e)` (fresh
   per-element Dirichlet(1) `p` every step), the long budget, deployed as
   `keras_mk.collapse(mk_model)`.
 * MK (p per unit), MK (p per layer): MAJORITY KERNELS with

@@ -28,7 +28,7 @@ import keras
 from keras import ops
 
 from keras_mk import _keras_private
-from keras_mk.layers.mk_layer import _reseeded
+from keras_mk.layers.mk_layer import reseeded
 
 
 def _validate_int(name, value, minimum):
@@ -253,7 +253,7 @@ class SubsetDense(keras.layers.Layer):
             [
                 ops.concatenate(
                     [
-                        _reseeded(
+                        reseeded(
                             self.kernel_initializer, r * self.expansion + k
                         )(block)
                         for k in range(self.expansion)

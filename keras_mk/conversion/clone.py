@@ -18,31 +18,35 @@ from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.conversion import save_guard
 from keras_mk.layers import mk_layer
-from keras_mk.layers import probabilities as probs
+from keras_mk.layers.config import MKConfig
 
-_LAYER_KWARGS = (
-    "probabilities",
-    "concentration",
-    "expand_bias",
-    "probability_sharing",
-    "seed",
-)
+# Conversion replicates the pretrained kernel: this one is not an argument.
+_FIXED = {"copy_initialization": "replicate"}
 
 
-def _validated_kwargs(expansion, layer_kwargs):
-    unknown = sorted(set(layer_kwargs) - set(_LAYER_KWARGS))
+def conversion_config(mk_arguments):
+    """Validates the MK arguments of a conversion: one `MKConfig`.
+
+    Args:
+        mk_arguments: a dict of MK arguments (`expansion`, `seed`, ...),
+            without `copy_initialization`.
+
+    Returns:
+        The `MKConfig` every converted layer starts from.
+    """
+    accepted = [n for n in MKConfig.names() if n not in _FIXED]
+    unknown = sorted(set(mk_arguments) - set(accepted))
     if "copy_initialization" in unknown:
         raise ValueError(
             "Conversion always replicates the pretrained kernel into every "
             "copy; `copy_initialization` cannot be set. Received: "
-            f"copy_initialization={layer_kwargs['copy_initialization']!r}"
+            f"copy_initialization={mk_arguments['copy_initialization']!r}"
         )
     if unknown:
         raise TypeError(
-            f"Unknown MK layer arguments: {unknown}. Accepted: "
-            f"{list(_LAYER_KWARGS)}"
+            f"Unknown MK layer arguments: {unknown}. Accepted: {accepted}"
         )
-    seed = layer_kwargs.get("seed")
+    seed = mk_arguments.get("seed")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int)
     ):
@@ -50,31 +54,14 @@ def _validated_kwargs(expansion, layer_kwargs):
             "`seed` must be an int or None (layer `i` gets `seed + i`). "
             f"Received: seed={seed!r}"
         )
-    expand_bias = layer_kwargs.get("expand_bias", False)
-    if not isinstance(expand_bias, bool):
-        raise ValueError(
-            f"`expand_bias` must be a bool. Received: expand_bias="
-            f"{expand_bias!r}"
-        )
-    return {
-        "expansion": mk_layer._validate_expansion(expansion),
-        "probabilities": mk_layer._validate_choice(
-            "probabilities",
-            layer_kwargs.get("probabilities", "exponential"),
-            probs.PROBABILITIES,
-        ),
-        "concentration": mk_layer._validate_concentration(
-            layer_kwargs.get("concentration", 1.0)
-        ),
-        "expand_bias": expand_bias,
-        "copy_initialization": "replicate",
-        "probability_sharing": mk_layer._validate_choice(
-            "probability_sharing",
-            layer_kwargs.get("probability_sharing", "element"),
-            mk_layer.PROBABILITY_SHARING,
-        ),
-        "seed": seed,
-    }
+    return MKConfig(**mk_arguments, **_FIXED)
+
+
+def _layer_config(config, index):
+    """The config of the `index`-th converted layer: its own seed."""
+    if config.seed is None:
+        return config
+    return config.replace(seed=config.seed + index)
 
 
 def _check_class(cls):
@@ -146,30 +133,22 @@ def _check_convertible(path, layer):
         )
 
 
-def convert_layer(layer, mk_kwargs):
+def convert_layer(layer, config):
     """Turns a built Keras kernel layer into its MK class, in place.
 
     The layer's kernel variable becomes copy 0; the other copies are exact
     replicas, so the layer's outputs are unchanged (for any `p`).
+
+    Args:
+        layer: a built layer of a class in `registry.MK_CLASSES`.
+        config: its `MKConfig`.
     """
-    mk_class = registry.mk_class_for(layer)
-    state = layer.__dict__
-    # Some Keras layers keep `kernel` / `bias` as plain attributes; the MK
-    # class reads them through properties backed by `_kernel` / `_bias`.
-    kernel = state.pop("kernel", None)
-    bias = state.pop("bias", None)
-    with _keras_private.unlocked_state(layer):
-        layer.__class__ = mk_class
-        if kernel is not None:
-            layer._kernel = kernel
-        if bias is not None or "_bias" not in state:
-            layer._bias = bias
-        layer._mk_configure(**mk_kwargs)
-        _keras_private.refresh_call_signature(layer)
-        # Keras bound a `quantize` wrapper of the plain class to the
-        # instance; the MK class's refuses instead.
-        _keras_private.drop_instance_method(layer, "quantize")
-    layer._add_copies("replicate")
+    kernel, bias = _keras_private.kernel_and_bias(layer)
+    _keras_private.swap_class(layer, registry.mk_class_for(layer), kernel, bias)
+    # Keras bound a `quantize` wrapper of the plain class to the instance;
+    # the MK class's refuses instead.
+    _keras_private.drop_instance_method(layer, "quantize")
+    mk_layer.finish_conversion(layer, config)
 
 
 def convert_layers(model, plan):
@@ -177,7 +156,7 @@ def convert_layers(model, plan):
 
     Args:
         model: a built model.
-        plan: dict `path -> MK kwargs`.
+        plan: dict `path -> MKConfig`.
     """
     converted = 0
     for path, layer in registry.iter_layers(model):
@@ -191,14 +170,14 @@ def convert_layers(model, plan):
         )
 
 
-def conversion_plan(model, expansion=3, layers=None, **layer_kwargs):
+def conversion_plan(model, layers=None, **mk_arguments):
     """Validates everything and lists what `clone_model` would convert.
 
     Returns:
-        A dict `path -> MK kwargs`, in walk order.
+        A dict `path -> MKConfig`, in walk order.
     """
     model_checks.check_model(model, "clone_model")
-    kwargs = _validated_kwargs(expansion, layer_kwargs)
+    config = conversion_config(mk_arguments)
     already = registry.mk_layers_of(model)
     if already:
         raise ValueError(
@@ -211,10 +190,7 @@ def conversion_plan(model, expansion=3, layers=None, **layer_kwargs):
     for path, layer in registry.iter_layers(model):
         if select(path, layer):
             _check_convertible(path, layer)
-            seed = kwargs["seed"]
-            plan[path] = dict(
-                kwargs, seed=None if seed is None else seed + len(plan)
-            )
+            plan[path] = _layer_config(config, len(plan))
     if not plan:
         raise ValueError(
             f"Nothing to convert in model '{model.name}': no layer matches "
@@ -224,12 +200,12 @@ def conversion_plan(model, expansion=3, layers=None, **layer_kwargs):
     return plan
 
 
-def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
+def clone_model(model, *, layers=None, **mk_arguments):
     """Returns a Majority Kernels copy of a Keras model, with its weights.
 
     Unlike `keras.models.clone_model`, which re-initialises the weights,
-    the copy starts from the model's trained weights.
-    The original is not modified. In the copy every selected kernel layer is
+    the copy starts from the model's trained weights. The original is not
+    modified. In the copy every selected kernel layer is
     replaced by its MK counterpart (`Dense` by `MKDense`, ...) holding
     `expansion` replicas of the pretrained kernel, so the copy's outputs
     equal the original's, in inference and in training mode. Layers nested
@@ -239,7 +215,6 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
     Args:
         model: a built `keras.Model` (Sequential, Functional or subclassed)
             with no MK layers.
-        expansion: int >= 1, the number of kernel copies. Default 3.
         layers: what to convert. None (default): every layer of a supported
             class (`Dense`, `EinsumDense`, `Conv1D/2D/3D`,
             `Conv1D/2D/3DTranspose`, `DepthwiseConv1D/2D`; exact classes,
@@ -247,10 +222,14 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
             expression searched in each layer's
             path (`"encoder_layer_0/self_attention/query"`); or a callable
             `layer -> bool`, asked about supported layers only.
-        **layer_kwargs: MK layer arguments: `probabilities`,
-            `concentration`, `expand_bias`, `probability_sharing`, `seed`.
-            With an int `seed` the `i`-th converted layer gets `seed + i`,
-            so layers draw independent probabilities.
+        **mk_arguments: the MK arguments, keyword-only: the fields of
+            `keras_mk.layers.MKConfig` (which validates them) except
+            `copy_initialization` (conversion replicates the pretrained
+            kernel), that is
+            MK_ARGUMENTS
+            `expansion`, the number of kernel copies, defaults to 3. With
+            an int `seed` the `i`-th converted layer gets `seed + i`, so
+            layers draw independent probabilities.
 
     Returns:
         A new `keras.Model` of the same class, with MK layers.
@@ -269,7 +248,7 @@ def clone_model(model, expansion=3, *, layers=None, **layer_kwargs):
     >>> mk_model.fit(x, y)
     >>> small = keras_mk.collapse(mk_model)
     """
-    plan = conversion_plan(model, expansion, layers, **layer_kwargs)
+    plan = conversion_plan(model, layers, **mk_arguments)
     copy = model_checks.copy_model(model)
     model_checks.copy_variables(model, copy, "convert")
     convert_layers(copy, plan)
@@ -295,11 +274,12 @@ def warn_left_plain(model):
         )
 
 
-def _is_layer(value):
-    return isinstance(value, keras.layers.Layer)
+def _is_operation(value):
+    # What Keras hands a clone function: layers, and ops on Keras tensors.
+    return isinstance(value, keras.Operation)
 
 
-def clone_function(expansion=3, **layer_kwargs):
+def clone_function(layer=None, /, **mk_arguments):
     """A `clone_function` for `keras.models.clone_model`.
 
     For Sequential and Functional models only: Keras calls it on the
@@ -312,11 +292,15 @@ def clone_function(expansion=3, **layer_kwargs):
     nested Sequential/Functional models.
 
     Args:
-        expansion: int >= 1, the number of kernel copies. Default 3.
-        **layer_kwargs: as for `keras_mk.clone_model`.
+        layer: only when passed uncalled
+            (`clone_function=keras_mk.clone_function`): the layer Keras
+            hands it, converted with the default MK arguments.
+        **mk_arguments: the MK arguments, keyword-only, as for
+            `keras_mk.clone_model`.
 
     Returns:
-        A function `layer -> new layer`.
+        A function `layer -> new layer` (or, called with a layer, the new
+        layer).
 
     Example:
 
@@ -324,26 +308,30 @@ def clone_function(expansion=3, **layer_kwargs):
     ...     model, clone_function=keras_mk.clone_function(expansion=3)
     ... )
     """
-    if _is_layer(expansion):
+    if layer is not None:
+        if not _is_operation(layer):
+            raise TypeError(
+                "The MK arguments of `keras_mk.clone_function` are "
+                "keyword-only: `keras_mk.clone_function(expansion=3)`. "
+                f"Received a positional argument: {layer!r}"
+            )
         # Passed uncalled (`clone_function=keras_mk.clone_function`): Keras
         # calls it with each layer. Use the default MK arguments.
-        if layer_kwargs:
+        if mk_arguments:
             raise TypeError(
                 "`keras_mk.clone_function` was called with a layer and MK "
                 "arguments. Call it with the MK arguments first: "
                 "`clone_function=keras_mk.clone_function(expansion=3)`. "
-                f"Received: {sorted(layer_kwargs)}"
+                f"Received: {sorted(mk_arguments)}"
             )
-        return clone_function()(expansion)
-    kwargs = _validated_kwargs(expansion, layer_kwargs)
+        return clone_function()(layer)
+    config = conversion_config(mk_arguments)
     counter = [0]
 
     def convert(path, layer):
         _check_convertible(path, layer)
-        seed = kwargs["seed"]
-        layer_seed = None if seed is None else seed + counter[0]
+        convert_layer(layer, _layer_config(config, counter[0]))
         counter[0] += 1
-        convert_layer(layer, dict(kwargs, seed=layer_seed))
 
     def clone(layer):
         new = layer.__class__.from_config(layer.get_config())
@@ -371,3 +359,8 @@ def clone_function(expansion=3, **layer_kwargs):
         return new
 
     return clone
+
+
+clone_model.__doc__ = clone_model.__doc__.replace(
+    " " * 12 + "MK_ARGUMENTS", MKConfig.names_doc(tuple(_FIXED), indent=12)
+)

@@ -7,12 +7,13 @@ model's inference function, at the original size and cost.
 
 import keras
 import numpy as np
-from keras import ops
 
 from keras_mk import _keras_private
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
+from keras_mk.layers import mk_layer
 from keras_mk.layers import probabilities as probs
+from keras_mk.layers.config import MKConfig
 
 _REGISTERED_MK_NAMES = {
     f"keras_mk>{mk.__name__}": plain
@@ -40,7 +41,7 @@ def plain_config(config):
         result["config"] = {
             k: v
             for k, v in result["config"].items()
-            if k not in registry.MK_ARGUMENTS
+            if k not in MKConfig.names()
         }
     return result
 
@@ -102,26 +103,11 @@ def to_plain_layer(layer):
     Copy 0 becomes the kernel (and bias); the other copies and the seed
     state are dropped. The caller assigns the mean afterwards.
     """
-    plain_class = registry.plain_class_for(layer)
-    kernel, bias = layer._kernel_copies[0], getattr(layer, "_bias", None)
-    extra = layer._kernel_copies[1:] + layer._bias_copies[1:]
-    if layer.seed_generator is not None:
-        extra.append(layer.seed_generator)
-    _keras_private.untrack(layer, extra)
-    kernel.regularizer = getattr(layer, layer._kernel_regularizer_attr, None)
-    if bias is not None:
-        bias.regularizer = getattr(layer, "bias_regularizer", None)
-    with _keras_private.unlocked_state(layer):
-        layer.__class__ = plain_class
-        for name, value in (("kernel", kernel), ("bias", bias)):
-            layer.__dict__.pop(name, None)
-            layer.__dict__.pop("_" + name, None)
-            # `Dense` reads `kernel` through a property over `_kernel`;
-            # `DepthwiseConv2D` keeps it as a plain attribute.
-            if isinstance(getattr(plain_class, name, None), property):
-                name = "_" + name
-            layer.__dict__[name] = value
-        _keras_private.refresh_call_signature(layer)
+    kernel, bias, dropped = mk_layer.plain_state(layer)
+    _keras_private.untrack(layer, dropped)
+    _keras_private.swap_class(
+        layer, registry.plain_class_for(layer), kernel, bias
+    )
     _keras_private.rewrap_quantize(layer)
 
 
@@ -141,15 +127,11 @@ def _assign_variables(model, copy):
         if layer.seed_generator is not None:
             extra.add(id(layer.seed_generator.state))
     sources = [v for v in model.variables if id(v) not in extra]
-    targets = copy.variables
-    signature = model_checks.variable_signature
-    if signature(sources) != signature(targets):
-        raise ValueError(
-            f"Cannot collapse model '{model.name}': the plain model rebuilt "
-            "from its config has different variables. Does every custom "
-            "layer of the model implement `get_config()`?"
-        )
-    for source, target in zip(sources, targets):
-        value = means.get(id(source), source.value)
-        # A real copy: JAX's `fit` donates variable buffers.
-        target.assign(ops.copy(value))
+    model_checks.assign_pairwise(
+        sources,
+        copy.variables,
+        f"Cannot collapse model '{model.name}': the plain model rebuilt "
+        "from its config has different variables. Does every custom "
+        "layer of the model implement `get_config()`?",
+        values=means,
+    )

@@ -108,16 +108,32 @@ def variable_signature(variables):
     return [(tuple(v.shape), str(v.dtype)) for v in variables]
 
 
-def copy_variables(source, target, what):
-    """Assigns `source.variables` to `target.variables`, pairwise."""
-    sources, targets = source.variables, target.variables
+def assign_pairwise(sources, targets, error, values=None):
+    """Assigns each source variable to its target, in order.
+
+    Args:
+        sources: the variables to read.
+        targets: the variables to write, the same shapes in the same order.
+        error: the message of the `ValueError` raised when they do not
+            pair up (nothing is assigned then).
+        values: optional dict `id(source) -> value` overriding what is
+            assigned for some sources.
+    """
     if variable_signature(sources) != variable_signature(targets):
-        raise ValueError(
-            f"Could not {what} model '{source.name}': its copy rebuilt from "
-            "`get_config()` has different variables. Does every custom "
-            "layer of the model implement `get_config()`?"
-        )
+        raise ValueError(error)
+    values = values or {}
     for s, t in zip(sources, targets):
         # A real copy: JAX's `fit` donates the buffers of a model's
         # variables, which would delete the other model's values.
-        t.assign(keras.ops.copy(s.value))
+        t.assign(keras.ops.copy(values.get(id(s), s.value)))
+
+
+def copy_variables(source, target, what):
+    """Assigns `source.variables` to `target.variables`, pairwise."""
+    assign_pairwise(
+        source.variables,
+        target.variables,
+        f"Could not {what} model '{source.name}': its copy rebuilt from "
+        "`get_config()` has different variables. Does every custom "
+        "layer of the model implement `get_config()`?",
+    )

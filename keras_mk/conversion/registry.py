@@ -23,16 +23,6 @@ MK_CLASSES = {
     keras.layers.DepthwiseConv2D: mk_layers.MKDepthwiseConv2D,
 }
 PLAIN_CLASSES = {mk: plain for plain, mk in MK_CLASSES.items()}
-MK_ARGUMENTS = (
-    "expansion",
-    "probabilities",
-    "concentration",
-    "expand_bias",
-    "copy_initialization",
-    "probability_sharing",
-    "seed",
-)
-
 
 NOT_SELECTED = "not selected for conversion"
 _KERNEL_NAMES = ("kernel", "embeddings")

@@ -16,6 +16,7 @@ import keras
 
 from keras_mk import _keras_private
 from keras_mk.conversion import registry
+from keras_mk.layers import mk_layer
 
 _MK_PREFIX = "keras_mk>MK"
 
@@ -54,15 +55,15 @@ def mark_undescribed(root):
         # Names repeat in KerasHub models: when fewer configs than layers
         # carry a name, every layer of that name is marked.
         needs = described[layer.name] < present[layer.name]
-        if needs or getattr(layer, "_mk_needs_save_model", False):
-            layer._mk_needs_save_model = True
+        if needs or mk_layer.needs_save_model(layer):
+            mk_layer.mark_needs_save_model(layer)
             marked += 1
     return marked
 
 
 def needs_save_model(model):
     return any(
-        getattr(layer, "_mk_needs_save_model", False)
+        mk_layer.needs_save_model(layer)
         for _, layer in registry.mk_layers_of(model)
     )
 

@@ -13,21 +13,18 @@ weights (all copies, seed states and the optimizer state) as usual.
 
 import json
 import os
-import shutil
 import tempfile
-import zipfile
 
 import keras
 
+from keras_mk import _keras_private
 from keras_mk.conversion import clone
 from keras_mk.conversion import collapsing
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.conversion import save_guard
 from keras_mk.layers import mk_layer
-
-_CONFIG_FILENAME = "config.json"
-_WEIGHTS_FILENAME = "model.weights.h5"
+from keras_mk.layers.config import MKConfig
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
@@ -44,7 +41,10 @@ class ConvertedModel:
     @classmethod
     def from_config(cls, config):
         model = keras.saving.deserialize_keras_object(config["architecture"])
-        plan = {item["path"]: item["config"] for item in config["mk_layers"]}
+        plan = {
+            item["path"]: MKConfig(**item["config"])
+            for item in config["mk_layers"]
+        }
         clone.convert_layers(model, plan)
         return save_guard.guard_saves(model)
 
@@ -75,24 +75,6 @@ def _serialized(model):
             compile_config
         )
     return config
-
-
-def _replace_member(archive, name, data):
-    directory = os.path.dirname(os.path.abspath(archive))
-    fd, temp = tempfile.mkstemp(suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(archive) as src, zipfile.ZipFile(temp, "w") as dst:
-            for info in src.infolist():
-                if info.filename == name:
-                    dst.writestr(info, data)
-                    continue
-                with src.open(info) as i, dst.open(info, "w") as o:
-                    shutil.copyfileobj(i, o, 1 << 20)
-        os.replace(temp, archive)
-    finally:
-        if os.path.exists(temp):
-            os.remove(temp)
 
 
 def save_model(model, filepath, overwrite=True):
@@ -132,7 +114,7 @@ def save_model(model, filepath, overwrite=True):
         keras.Model.save(model, filepath, overwrite=overwrite)
     if registry.mk_layers_of(model):
         data = _to_json(_serialized(model))
-        _replace_member(filepath, _CONFIG_FILENAME, data)
+        _keras_private.replace_archive_config(filepath, data)
 
 
 def _to_json(config):
@@ -176,18 +158,17 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         compile=False,
         safe_mode=safe_mode,
     )
-    with zipfile.ZipFile(filepath) as archive:
-        config = json.loads(archive.read(_CONFIG_FILENAME))
-        compile_config = config.get("compile_config")
-        if not compile or not compile_config:
-            return model
-        with keras.saving.custom_object_scope(custom_objects or {}):
-            model.compile(
-                **keras.saving.deserialize_keras_object(compile_config)
-            )
-        model.optimizer.build(model.trainable_variables)
-        # Every variable again, the optimizer's included.
-        with tempfile.TemporaryDirectory() as directory:
-            archive.extract(_WEIGHTS_FILENAME, directory)
-            model.load_weights(os.path.join(directory, _WEIGHTS_FILENAME))
+    compile_config = _keras_private.read_archive_config(filepath).get(
+        "compile_config"
+    )
+    if not compile or not compile_config:
+        return model
+    with keras.saving.custom_object_scope(custom_objects or {}):
+        model.compile(**keras.saving.deserialize_keras_object(compile_config))
+    model.optimizer.build(model.trainable_variables)
+    # Every variable again, the optimizer's included.
+    with tempfile.TemporaryDirectory() as directory:
+        model.load_weights(
+            _keras_private.extract_archive_weights(filepath, directory)
+        )
     return model

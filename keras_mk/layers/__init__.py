@@ -1,5 +1,6 @@
 """Majority Kernels layers: drop-in supersets of the Keras kernel layers."""
 
+from keras_mk.layers.config import MKConfig
 from keras_mk.layers.mk_conv import MKConv1D
 from keras_mk.layers.mk_conv import MKConv1DTranspose
 from keras_mk.layers.mk_conv import MKConv2D
@@ -13,6 +14,7 @@ from keras_mk.layers.mk_einsum_dense import MKEinsumDense
 from keras_mk.layers.mk_layer import MKLayer
 
 __all__ = [
+    "MKConfig",
     "MKConv1D",
     "MKConv1DTranspose",
     "MKConv2D",

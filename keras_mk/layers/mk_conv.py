@@ -1,6 +1,6 @@
 import keras
 
-from keras_mk.layers.mk_dense import MK_ARGS_DOC
+from keras_mk.layers.config import arguments_doc
 from keras_mk.layers.mk_layer import MKLayer
 
 _CONV_DOC = """A `{base}` layer with Majority Kernels.
@@ -30,7 +30,10 @@ _CONV_DOC = """A `{base}` layer with Majority Kernels.
 
 def _doc(base, rank, example_shape):
     return _CONV_DOC.format(
-        base=base, rank=rank, mk_args=MK_ARGS_DOC, example_shape=example_shape
+        base=base,
+        rank=rank,
+        mk_args=arguments_doc(),
+        example_shape=example_shape,
     )
 
 

@@ -1,6 +1,6 @@
 import keras
 
-from keras_mk.layers.mk_dense import MK_ARGS_DOC
+from keras_mk.layers.config import arguments_doc
 from keras_mk.layers.mk_layer import MKLayer
 
 _DOC = """A `{base}` layer with Majority Kernels.
@@ -39,7 +39,9 @@ class _MKDepthwise(MKLayer):
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKDepthwiseConv1D(_MKDepthwise, keras.layers.DepthwiseConv1D):
     __doc__ = _DOC.format(
-        base="DepthwiseConv1D", mk_args=MK_ARGS_DOC, example_shape="(2, 16, 4)"
+        base="DepthwiseConv1D",
+        mk_args=arguments_doc(),
+        example_shape="(2, 16, 4)",
     )
 
 
@@ -47,6 +49,6 @@ class MKDepthwiseConv1D(_MKDepthwise, keras.layers.DepthwiseConv1D):
 class MKDepthwiseConv2D(_MKDepthwise, keras.layers.DepthwiseConv2D):
     __doc__ = _DOC.format(
         base="DepthwiseConv2D",
-        mk_args=MK_ARGS_DOC,
+        mk_args=arguments_doc(),
         example_shape="(2, 16, 16, 4)",
     )

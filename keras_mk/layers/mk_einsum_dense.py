@@ -1,6 +1,6 @@
 import keras
 
-from keras_mk.layers.mk_dense import MK_ARGS_DOC
+from keras_mk.layers.config import arguments_doc
 from keras_mk.layers.mk_layer import MKLayer
 
 
@@ -15,7 +15,7 @@ class MKEinsumDense(MKLayer, keras.layers.EinsumDense):
     Args:
         equation: the einsum equation, as for `keras.layers.EinsumDense`.
         output_shape: the expected output shape (without the batch axis).
-{MK_ARGS_DOC}
+{arguments_doc()}
         **kwargs: any other argument of `keras.layers.EinsumDense`.
 
     Input shape:

@@ -13,7 +13,6 @@ runs unchanged.
 
 import contextlib
 import json
-import numbers
 import threading
 
 import keras
@@ -22,48 +21,10 @@ from keras import ops
 
 from keras_mk import _keras_private
 from keras_mk.layers import probabilities as probs
-
-COPY_INITIALIZATIONS = ("replicate", "independent")
-# What one draw of `p` is shared by. "element" is the paper's algorithm.
-PROBABILITY_SHARING = ("element", "unit", "layer")
+from keras_mk.layers.config import MKConfig
 
 
-def _validate_expansion(expansion):
-    if (
-        isinstance(expansion, bool)
-        or not isinstance(expansion, numbers.Integral)
-        or expansion < 1
-    ):
-        raise ValueError(
-            "`expansion` must be an integer >= 1 (the number of kernel "
-            f"copies). Received: expansion={expansion!r}"
-        )
-    return int(expansion)
-
-
-def _validate_concentration(concentration):
-    if (
-        isinstance(concentration, bool)
-        or not isinstance(concentration, numbers.Real)
-        or not np.isfinite(concentration)
-        or concentration <= 0
-    ):
-        raise ValueError(
-            "`concentration` must be a finite number > 0. "
-            f"Received: concentration={concentration!r}"
-        )
-    return float(concentration)
-
-
-def _validate_choice(name, value, choices):
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
-        )
-    return value
-
-
-def _reseeded(initializer, offset):
+def reseeded(initializer, offset):
     """The same initializer drawing other values, so copies are independent.
 
     A Keras initializer seeded with an integer, or unseeded, returns the same
@@ -108,6 +69,12 @@ def decode_record(value):
 class MKLayer:
     """Mixin turning a Keras kernel layer into a Majority Kernels layer.
 
+    Takes the MK arguments (the fields of `keras_mk.layers.MKConfig`:
+    `expansion`, `probabilities`, ...) as keyword arguments and passes every
+    other argument to the Keras layer. The validated arguments are
+    `layer.mk_config`, and each one is also an attribute
+    (`layer.expansion`).
+
     Subclasses set `_kernel_initializer_attr` and `_kernel_regularizer_attr`
     to the names of the attributes holding the kernel initializer and
     regularizer of the Keras layer they extend.
@@ -116,86 +83,33 @@ class MKLayer:
     _kernel_initializer_attr = "kernel_initializer"
     _kernel_regularizer_attr = "kernel_regularizer"
 
-    def __init__(
-        self,
-        *args,
-        expansion=3,
-        probabilities="exponential",
-        concentration=1.0,
-        expand_bias=False,
-        copy_initialization="replicate",
-        probability_sharing="element",
-        seed=None,
-        **kwargs,
-    ):
+    def __init__(self, *args, **kwargs):
         # Validate before the Keras layer is constructed: nothing half-made.
-        expansion = _validate_expansion(expansion)
-        probabilities = _validate_choice(
-            "probabilities", probabilities, probs.PROBABILITIES
-        )
-        concentration = _validate_concentration(concentration)
-        copy_initialization = _validate_choice(
-            "copy_initialization", copy_initialization, COPY_INITIALIZATIONS
-        )
-        probability_sharing = _validate_choice(
-            "probability_sharing", probability_sharing, PROBABILITY_SHARING
-        )
-        if not isinstance(expand_bias, bool):
-            raise ValueError(
-                "`expand_bias` must be a bool. "
-                f"Received: expand_bias={expand_bias!r}"
-            )
+        config = MKConfig.pop_from(kwargs)
         if kwargs.get("lora_rank"):
             raise ValueError(
                 "MK layers do not support LoRA. "
                 f"Received: lora_rank={kwargs['lora_rank']!r}"
             )
         super().__init__(*args, **kwargs)
-        self._mk_configure(
-            expansion,
-            probabilities,
-            concentration,
-            expand_bias,
-            copy_initialization,
-            seed,
-            probability_sharing,
-        )
+        self._mk_configure(config)
 
-    def _mk_configure(
-        self,
-        expansion,
-        probabilities,
-        concentration,
-        expand_bias,
-        copy_initialization,
-        seed,
-        probability_sharing="element",
-    ):
-        self.expansion = expansion
-        self.probabilities = probabilities
-        self.concentration = concentration
-        self.expand_bias = expand_bias
-        self.copy_initialization = copy_initialization
-        self.probability_sharing = probability_sharing
+    def _mk_configure(self, config):
+        generator = config.seed
+        if isinstance(generator, keras.random.SeedGenerator):
+            config = config.replace(seed=generator.get_config()["seed"])
+        #: The layer's `MKConfig` (its seed an int or None).
+        self.mk_config = config
+        for name, value in config.to_dict().items():
+            setattr(self, name, value)
         # A deterministic layer (one copy, or uniform p) owns no random
         # state: it is exactly its Keras layer.
-        if isinstance(seed, keras.random.SeedGenerator):
-            self.seed = seed.get_config()["seed"]
-            self.seed_generator = seed if self._is_stochastic() else None
-        elif seed is None or (
-            isinstance(seed, numbers.Integral) and not isinstance(seed, bool)
-        ):
-            self.seed = seed
-            self.seed_generator = (
-                keras.random.SeedGenerator(seed)
-                if self._is_stochastic()
-                else None
-            )
+        if not self._is_stochastic():
+            self.seed_generator = None
+        elif isinstance(generator, keras.random.SeedGenerator):
+            self.seed_generator = generator
         else:
-            raise ValueError(
-                "`seed` must be an int, None or a keras.random.SeedGenerator. "
-                f"Received: seed={seed!r}"
-            )
+            self.seed_generator = keras.random.SeedGenerator(config.seed)
         self._kernel_copies = []
         self._bias_copies = []
         self._active = None
@@ -243,7 +157,7 @@ class MKLayer:
             copy = self.add_weight(
                 name=f"{name}_copy_{k}",
                 shape=tuple(source.shape),
-                initializer="zeros" if replicate else _reseeded(initializer, k),
+                initializer="zeros" if replicate else reseeded(initializer, k),
                 constraint=getattr(source, "constraint", None),
                 dtype=source.dtype,
                 trainable=source.trainable,
@@ -386,8 +300,7 @@ class MKLayer:
             return (1,) * len(shape)
         if not kernel:
             return shape
-        axes = self._output_unit_axes(len(shape))
-        return tuple(d if i in axes else 1 for i, d in enumerate(shape))
+        return unit_shape(self, shape)
 
     def _regularize(self, kernel, bias):
         """Adds the kernel (and expanded bias) penalty of the used kernel."""
@@ -421,16 +334,18 @@ class MKLayer:
         )
         return probs.weighted_sum(copies, ops.cast(p, copies[0].dtype))
 
-    def call(self, inputs, training=None, probabilities=None):
+    def call(self, inputs, training=None, fixed_probabilities=None):
         """Runs the Keras layer with the mixed (training) or mean kernel.
 
         Args:
             inputs: the input tensor.
             training: whether to draw fresh probabilities (True) or use the
                 mean of the copies (False or None).
-            probabilities: optional fixed `p` for the kernel, shape
+            fixed_probabilities: optional fixed `p` for the kernel, shape
                 `(expansion,) + kernel_shape`, used instead of a random draw
-                when `training` is true.
+                when `training` is true. (Not the `probabilities` argument
+                of the layer, which names the distribution `p` is drawn
+                from.)
         """
         # The copies are mixed in their own dtype (float32 under a mixed
         # precision policy) and the result cast once to the compute dtype:
@@ -439,7 +354,7 @@ class MKLayer:
         with _keras_private.no_autocast():
             kernels = [v.value for v in self._kernel_copies]
             biases = [v.value for v in self._bias_copies]
-        fixed_p = probabilities if training else None
+        fixed_p = fixed_probabilities if training else None
         kernel = self._mix(kernels, training, fixed_p)
         bias = self._mix(biases, training, kernel=False) if biases else None
         self._regularize(kernel, bias)
@@ -465,19 +380,10 @@ class MKLayer:
         """The MK arguments of this layer, as `keras_mk.clone_model` takes.
 
         Returns:
-            A dict: `expansion`, `probabilities`, `concentration`,
-            `expand_bias`, `copy_initialization`, `probability_sharing`,
-            `seed`.
+            A dict with one entry per field of `keras_mk.layers.MKConfig`
+            (`expansion`, `probabilities`, ...), the seed an int or None.
         """
-        return {
-            "expansion": self.expansion,
-            "probabilities": self.probabilities,
-            "concentration": self.concentration,
-            "expand_bias": self.expand_bias,
-            "copy_initialization": self.copy_initialization,
-            "probability_sharing": self.probability_sharing,
-            "seed": self.seed,
-        }
+        return self.mk_config.to_dict()
 
     def save_own_variables(self, store):
         """Saves every copy, the seed state and the MK arguments.
@@ -489,7 +395,7 @@ class MKLayer:
         if not self.built:
             return
         if (
-            getattr(self, "_mk_needs_save_model", False)
+            needs_save_model(self)
             and not getattr(_FULL_SAVE, "allowed", False)
             and _keras_private.in_config_writing_save()
         ):
@@ -578,3 +484,62 @@ class MKLayer:
             "Collapse the model first, then quantize the plain model: "
             "`keras_mk.collapse(model).quantize(mode)`."
         )
+
+
+def unit_shape(layer, shape):
+    """The shape of one `p` per output unit of a kernel of `shape`.
+
+    `shape` with 1 on the axes that do not index the layer's output units
+    (the inputs of a `Dense` kernel, the window of a conv).
+    """
+    axes = layer._output_unit_axes(len(shape))
+    return tuple(d if i in axes else 1 for i, d in enumerate(shape))
+
+
+# -- Module-level hooks for the conversion (keras_mk.conversion) -----------
+
+
+def finish_conversion(layer, config):
+    """Makes a built layer whose class was just swapped an MK layer.
+
+    The layer's built kernel (and bias) become copy 0; `expansion - 1`
+    exact replicas are added next to them, so the outputs are unchanged.
+
+    Args:
+        layer: a built layer, now of an MK class, holding the plain
+            layer's variables.
+        config: the layer's `MKConfig`.
+    """
+    with _keras_private.unlocked_state(layer):  # it may add a seed state
+        layer._mk_configure(config)
+    layer._add_copies("replicate")
+
+
+def plain_state(layer):
+    """What an MK layer keeps when it becomes its plain Keras layer.
+
+    Returns:
+        `(kernel, bias, dropped)`: copy 0 of the kernel and of the bias
+        (None without one), given back the Keras layer's regularizers, and
+        the objects the plain layer no longer tracks (the other copies and
+        the seed generator).
+    """
+    kernel = layer._kernel_copies[0]
+    bias = layer._bias_copies[0] if layer._bias_copies else None
+    dropped = layer._kernel_copies[1:] + layer._bias_copies[1:]
+    if layer.seed_generator is not None:
+        dropped.append(layer.seed_generator)
+    kernel.regularizer = getattr(layer, layer._kernel_regularizer_attr, None)
+    if bias is not None:
+        bias.regularizer = getattr(layer, "bias_regularizer", None)
+    return kernel, bias, dropped
+
+
+def mark_needs_save_model(layer):
+    """Marks an MK layer that only `keras_mk.save_model` can save whole."""
+    layer._mk_needs_save_model = True
+
+
+def needs_save_model(layer):
+    """Whether `mark_needs_save_model` marked this layer."""
+    return getattr(layer, "_mk_needs_save_model", False)

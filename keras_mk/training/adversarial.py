@@ -24,6 +24,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_mk import _keras_private
+from keras_mk.layers import mk_layer
 from keras_mk.training.probability_scope import mk_layers
 from keras_mk.training.probability_scope import probabilities_scope
 
@@ -253,8 +255,7 @@ class AdversarialMK(keras.Model):
         shape = tuple(layer.kernel_copies[0].shape)
         if self.probability_sharing == "element":
             return shape
-        axes = layer._output_unit_axes(len(shape))
-        return tuple(d if i in axes else 1 for i, d in enumerate(shape))
+        return mk_layer.unit_shape(layer, shape)
 
     def _uniform_probabilities(self):
         return [
@@ -368,7 +369,7 @@ class AdversarialMK(keras.Model):
     def _loss_at(self, p, x, y, sample_weight):
         with probabilities_scope(list(zip(self.mk_layers, p))):
             y_pred = self(x, training=True)
-        return self._compute_loss(
+        return self.compute_loss(
             x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
         )
 
@@ -387,18 +388,16 @@ class AdversarialMK(keras.Model):
 
         def loss_at(p):
             with probabilities_scope(list(zip(self.mk_layers, p))):
-                _, aux = self.compute_loss_and_updates(
+                return _keras_private.jax_loss(
+                    self,
                     trainable_variables,
                     non_trainable_variables,
                     metrics_variables,
+                    optimizer_variables,
                     x,
                     y,
                     sample_weight,
-                    training=True,
-                    optimizer_variables=optimizer_variables,
                 )
-            # aux[0] is the loss before any loss scaling.
-            return aux[0]
 
         return jax.grad(loss_at)(p0)
 

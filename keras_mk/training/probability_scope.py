@@ -69,32 +69,25 @@ def probabilities_scope(assignments):
     """
     if isinstance(assignments, dict):
         assignments = list(assignments.items())
-    patched = []
-    try:
+    with contextlib.ExitStack() as stack:
         for layer, p in assignments:
             if not isinstance(layer, MKLayer):
                 raise ValueError(
                     "`probabilities_scope` expects MK layers. "
                     f"Received: layer={layer!r}"
                 )
-            previous = layer.__dict__.get("call")
-            original = layer.call
-            object.__setattr__(layer, "call", _forced_call(layer, original, p))
-            patched.append((layer, previous))
+            forced = _forced_call(layer, layer.call, p)
+            stack.enter_context(
+                _keras_private.instance_method(layer, "call", forced)
+            )
         yield
-    finally:
-        for layer, previous in reversed(patched):
-            if previous is None:
-                object.__delattr__(layer, "call")
-            else:
-                object.__setattr__(layer, "call", previous)
 
 
 def _forced_call(layer, original, p):
-    # Positional extras can only be `training` or `probabilities`: both are
-    # decided here.
+    # Positional extras can only be `training` or `fixed_probabilities`:
+    # both are decided here.
     def call(inputs, *unused_args, **unused_kwargs):
         value = p(layer) if callable(p) else p
-        return original(inputs, training=True, probabilities=value)
+        return original(inputs, training=True, fixed_probabilities=value)
 
     return call

@@ -15,6 +15,32 @@ T5_CONFIG = dict(
 )
 
 
+BERT_CONFIG = dict(
+    vocabulary_size=30,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=8,
+    intermediate_dim=16,
+    max_sequence_length=8,
+    dropout=0.0,
+)
+
+
+def bert_backbone():
+    import keras_hub
+
+    return keras_hub.models.BertBackbone(**BERT_CONFIG)
+
+
+def bert_inputs(batch=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "token_ids": rng.integers(1, 30, (batch, 8)),
+        "segment_ids": np.zeros((batch, 8), "int32"),
+        "padding_mask": np.ones((batch, 8), bool),
+    }
+
+
 def t5_backbone():
     import keras_hub
 
@@ -138,6 +164,29 @@ def numpy(x):
 
 def weights_snapshot(model):
     return [np.array(numpy(v.value), copy=True) for v in model.variables]
+
+
+def assert_same_variables(a, b):
+    """Two models (or optimizers) hold the same variables, exactly."""
+    assert len(a.variables) == len(b.variables)
+    for x, y in zip(a.variables, b.variables):
+        assert tuple(x.shape) == tuple(y.shape)
+        np.testing.assert_array_equal(numpy(x.value), numpy(y.value))
+
+
+def outputs(model, x, training):
+    y = model(x, training=training)
+    if isinstance(y, dict):
+        return {k: numpy(v) for k, v in y.items()}
+    return numpy(y)
+
+
+def assert_same_outputs(a, b, x):
+    """Two models compute the same outputs, in inference and training."""
+    for training in (False, True):
+        np.testing.assert_equal(
+            outputs(a, x, training), outputs(b, x, training)
+        )
 
 
 def assert_same_weights(model, snapshot):

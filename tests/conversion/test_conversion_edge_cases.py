@@ -28,6 +28,14 @@ def assert_converted_equal(original, mk, x, atol=1e-5):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=atol)
 
 
+def assert_clone_function_converts_two_exactly(original):
+    mk = keras.models.clone_model(
+        original, clone_function=keras_mk.clone_function(expansion=2)
+    )
+    assert len(registry.mk_layers_of(mk)) == 2
+    assert_converted_equal(original, mk, _x(original))
+
+
 def ops_and_add_layer_model():
     """`x + 3.0` (an op) beside `layers.Add` (a layer named like the op)."""
     inputs = keras.Input((8,))
@@ -52,11 +60,7 @@ def test_functional_with_ops_named_like_layers_converts_exactly():
 
 def test_clone_function_with_ops_on_keras_tensors():
     original = ops_and_add_layer_model()
-    mk = keras.models.clone_model(
-        original, clone_function=keras_mk.clone_function(expansion=2)
-    )
-    assert len(registry.mk_layers_of(mk)) == 2
-    assert_converted_equal(original, mk, _x(original))
+    assert_clone_function_converts_two_exactly(original)
 
 
 def test_clone_function_passed_uncalled_uses_the_default_expansion():
@@ -66,6 +70,13 @@ def test_clone_function_passed_uncalled_uses_the_default_expansion():
     )
     layers = registry.mk_layers_of(mk)
     assert [layer.expansion for _, layer in layers] == [3, 3]
+    assert_converted_equal(original, mk, _x(original))
+    # Keras hands it the ops on Keras tensors too (`x + 3.0`).
+    original = ops_and_add_layer_model()
+    mk = keras.models.clone_model(
+        original, clone_function=keras_mk.clone_function
+    )
+    assert len(registry.mk_layers_of(mk)) == 2
     assert_converted_equal(original, mk, _x(original))
 
 
@@ -156,11 +167,7 @@ def test_shared_layer_stays_shared_with_one_set_of_copies(builder):
 
 def test_clone_function_keeps_shared_layers_shared():
     original = shared_dense_functional()
-    mk = keras.models.clone_model(
-        original, clone_function=keras_mk.clone_function(expansion=2)
-    )
-    assert len(registry.mk_layers_of(mk)) == 2
-    assert_converted_equal(original, mk, _x(original))
+    assert_clone_function_converts_two_exactly(original)
 
 
 class MKDirectModel(keras.Model):

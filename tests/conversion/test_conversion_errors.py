@@ -29,10 +29,9 @@ from keras_mk.conversion import registry
             "MKDense has no Majority Kernels counterpart",
         ),
         ({"layers": ["head"]}, TypeError, "must hold layer classes"),
+        # The MK arguments are validated before anything is read or copied
+        # (by MKConfig: every argument's table is test_mk_arguments.py's).
         ({"expansion": 0}, ValueError, "`expansion` must be an integer"),
-        ({"concentration": -1.0}, ValueError, "`concentration`"),
-        ({"probabilities": "gaussian"}, ValueError, "`probabilities`"),
-        ({"seed": 1.5}, ValueError, "`seed` must be an int"),
         ({"copy_initialization": "independent"}, ValueError, "replicates"),
         ({"kernel_size": 3}, TypeError, "Unknown MK layer arguments"),
     ],

@@ -38,6 +38,10 @@ print(json.dumps({
     "params": model.count_params(),
     "keras": float(keras_diff.max()),
     "litert": float(litert_diff.max()),
+    "keras_mk_modules": sorted(
+        name for name, module in sys.modules.items()
+        if name.split(".")[0] == "keras_mk" and module is not None
+    ),
 }))
 """
 
@@ -67,6 +71,7 @@ def test_trained_mk_model_exports_and_loads_without_keras_mk(tmp_path):
         env=dict(os.environ),
     )
     report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["keras_mk_modules"] == []  # a fresh process, never
     assert report["class"] == "Functional"
     assert report["params"] == original.count_params()
     assert report["keras"] <= 1e-5

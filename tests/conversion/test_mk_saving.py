@@ -27,25 +27,9 @@ def assert_same_state(a, b):
     assert [p for p, _ in registry.mk_layers_of(a)] == [
         p for p, _ in registry.mk_layers_of(b)
     ]
-    assert len(a.variables) == len(b.variables)
-    for x, y in zip(a.variables, b.variables):
-        np.testing.assert_array_equal(models.numpy(x.value), models.numpy(y))
+    models.assert_same_variables(a, b)
     for x, y in zip(seed_states(a), seed_states(b)):
         np.testing.assert_array_equal(x, y)
-
-
-def outputs(model, x, training):
-    y = model(x, training=training)
-    if isinstance(y, dict):
-        return {k: models.numpy(v) for k, v in y.items()}
-    return models.numpy(y)
-
-
-def assert_same_outputs(a, b, x):
-    for training in (False, True):
-        np.testing.assert_equal(
-            outputs(a, x, training), outputs(b, x, training)
-        )
 
 
 # Keras does not save a Dropout's seed state, so no Dropout here.
@@ -65,7 +49,7 @@ def test_plain_keras_load_of_sequential_and_functional(builder, tmp_path):
     mk.save(path)
     restored = keras.saving.load_model(path)
     assert_same_state(mk, restored)
-    assert_same_outputs(mk, restored, x)
+    models.assert_same_outputs(mk, restored, x)
 
 
 def test_model_save_of_mk_layers_inside_attention_round_trips(tmp_path):
@@ -79,7 +63,7 @@ def test_model_save_of_mk_layers_inside_attention_round_trips(tmp_path):
     assert_same_state(mk, keras.saving.load_model(path))
     restored = keras_mk.load_model(path)
     assert_same_state(mk, restored)
-    assert_same_outputs(mk, restored, x)
+    models.assert_same_outputs(mk, restored, x)
 
 
 def test_t5_backbone_round_trip_keeps_class_weights_and_seeds(mk_t5, tmp_path):
@@ -91,7 +75,7 @@ def test_t5_backbone_round_trip_keeps_class_weights_and_seeds(mk_t5, tmp_path):
     assert type(restored).__name__ == "T5Backbone"
     assert len(registry.mk_layers_of(restored)) == 36
     assert_same_state(mk_t5, restored)
-    assert_same_outputs(mk_t5, restored, x)
+    models.assert_same_outputs(mk_t5, restored, x)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +100,7 @@ def test_resnet_round_trip_keeps_class_weights_and_seeds(builder, tmp_path):
     restored = keras_mk.load_model(path)
     assert registry.mk_layers_of(restored)
     assert_same_state(mk, restored)
-    assert_same_outputs(mk, restored, x)
+    models.assert_same_outputs(mk, restored, x)
 
 
 def test_weights_only_checkpoint_restores_into_a_fresh_conversion(
@@ -183,7 +167,4 @@ def test_resume_in_a_fresh_process_equals_uninterrupted_training(tmp_path):
     uninterrupted.fit(x, y, batch_size=4, shuffle=False, verbose=0)
     assert int(resumed.optimizer.iterations.value) == 5
     assert_same_state(uninterrupted, resumed)
-    for a, b in zip(
-        uninterrupted.optimizer.variables, resumed.optimizer.variables
-    ):
-        np.testing.assert_array_equal(models.numpy(a), models.numpy(b))
+    models.assert_same_variables(uninterrupted.optimizer, resumed.optimizer)

@@ -18,46 +18,11 @@ from keras_mk.conversion import registry
 
 keras_hub = pytest.importorskip("keras_hub")
 
-BERT = dict(
-    vocabulary_size=30,
-    num_layers=1,
-    num_heads=2,
-    hidden_dim=8,
-    intermediate_dim=16,
-    max_sequence_length=8,
-    dropout=0.0,
-)
-
-
-def bert_inputs(batch=4, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "token_ids": rng.integers(1, 30, (batch, 8)),
-        "segment_ids": np.zeros((batch, 8), "int32"),
-        "padding_mask": np.ones((batch, 8), bool),
-    }
-
-
-def assert_same_variables(a, b):
-    assert len(a.variables) == len(b.variables)
-    for x, y in zip(a.variables, b.variables):
-        assert tuple(x.shape) == tuple(y.shape)
-        np.testing.assert_array_equal(models.numpy(x), models.numpy(y))
-
-
-def assert_same_outputs(a, b, x):
-    for training in (False, True):
-        ya, yb = a(x, training=training), b(x, training=training)
-        for k in ya:
-            np.testing.assert_array_equal(
-                models.numpy(ya[k]), models.numpy(yb[k])
-            )
-
 
 @pytest.fixture()
 def mk_bert():
-    mk = keras_mk.clone_model(keras_hub.models.BertBackbone(**BERT), seed=0)
-    mk(bert_inputs(), training=True)  # move the seed states
+    mk = keras_mk.clone_model(models.bert_backbone(), seed=0)
+    mk(models.bert_inputs(), training=True)  # move the seed states
     return mk
 
 
@@ -69,8 +34,8 @@ def test_model_save_of_a_converted_backbone_loads_exactly(mk_bert, tmp_path):
     assert len(registry.mk_layers_of(restored)) == len(
         registry.mk_layers_of(mk_bert)
     )
-    assert_same_variables(mk_bert, restored)
-    assert_same_outputs(mk_bert, restored, bert_inputs())
+    models.assert_same_variables(mk_bert, restored)
+    models.assert_same_outputs(mk_bert, restored, models.bert_inputs())
 
 
 def test_save_to_preset_refuses_before_writing(mk_bert, tmp_path):
@@ -78,8 +43,12 @@ def test_save_to_preset_refuses_before_writing(mk_bert, tmp_path):
     with pytest.raises(ValueError, match="keras_mk.save_model"):
         mk_bert.save_to_preset(str(directory))
     assert not directory.exists()
-    # The deployable model saves as a preset and loads without keras_mk.
+    # The deployable model saves as a preset that names no keras_mk class
+    # (loading a collapsed file without keras_mk, in a fresh process, is
+    # `test_trained_mk_model_exports_and_loads_without_keras_mk`).
     keras_mk.collapse(mk_bert).save_to_preset(str(directory))
+    for config in directory.glob("*.json"):
+        assert "keras_mk" not in config.read_text(), config.name
     plain = keras_hub.models.Backbone.from_preset(str(directory))
     assert not registry.mk_layers_of(plain)
 
@@ -95,7 +64,7 @@ def test_task_built_around_an_mk_backbone_refuses_a_plain_save(
     path = str(tmp_path / "task_mk.keras")
     keras_mk.save_model(task, path)
     restored = keras_mk.load_model(path)
-    x = bert_inputs()
+    x = models.bert_inputs()
     np.testing.assert_array_equal(
         models.numpy(restored(x)), models.numpy(task(x))
     )
@@ -104,14 +73,14 @@ def test_task_built_around_an_mk_backbone_refuses_a_plain_save(
 def test_weights_only_files_load_into_the_same_conversion(mk_bert, tmp_path):
     path = str(tmp_path / "w.weights.h5")
     mk_bert.save_weights(path)
-    fresh = keras_mk.clone_model(keras_hub.models.BertBackbone(**BERT), seed=0)
+    fresh = keras_mk.clone_model(models.bert_backbone(), seed=0)
     fresh.load_weights(path)
-    assert_same_variables(mk_bert, fresh)
+    models.assert_same_variables(mk_bert, fresh)
 
 
 @pytest.fixture(scope="module")
 def task():
-    backbone = keras_hub.models.BertBackbone(**BERT)
+    backbone = models.bert_backbone()
     return keras_hub.models.BertTextClassifier(
         backbone, num_classes=2, preprocessor=None, dropout=0.0
     )
@@ -127,7 +96,7 @@ def converted(task):
 
 
 def data(n=16):
-    x = bert_inputs(n, seed=3)
+    x = models.bert_inputs(n, seed=3)
     y = np.random.default_rng(4).integers(0, 2, n)
     return x, y
 
@@ -162,11 +131,8 @@ def test_task_checkpoint_mid_training_resumes_like_uninterrupted(
 
     uninterrupted = converted(task)
     uninterrupted.fit(x, y, batch_size=4, shuffle=False, verbose=0)
-    assert_same_variables(uninterrupted, resumed)
-    for a, b in zip(
-        uninterrupted.optimizer.variables, resumed.optimizer.variables
-    ):
-        np.testing.assert_array_equal(models.numpy(a), models.numpy(b))
+    models.assert_same_variables(uninterrupted, resumed)
+    models.assert_same_variables(uninterrupted.optimizer, resumed.optimizer)
 
 
 def test_backup_and_restore_resumes_like_uninterrupted(task, tmp_path):
@@ -192,13 +158,13 @@ def test_backup_and_restore_resumes_like_uninterrupted(task, tmp_path):
     )  # fmt: skip
     uninterrupted = converted(task)
     uninterrupted.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-    assert_same_variables(uninterrupted, resumed)
+    models.assert_same_variables(uninterrupted, resumed)
 
 
 def test_mk_weights_into_a_plain_model_fail_loudly(mk_bert, tmp_path):
     path = str(tmp_path / "mk.weights.h5")
     mk_bert.save_weights(path)
-    plain = keras_hub.models.BertBackbone(**BERT)
+    plain = models.bert_backbone()
     with pytest.raises(ValueError, match="could not be loaded|expected"):
         plain.load_weights(path)
 

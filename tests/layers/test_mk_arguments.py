@@ -1,9 +1,20 @@
-"""Bad arguments raise a ValueError naming the argument and the value."""
+"""The MK arguments: validated once, by `MKConfig`, read by every route.
+
+One table of bad values per argument checks `MKConfig`; then each MK layer
+class, `keras_mk.clone_model` and `keras_mk.clone_function` are shown to
+route their arguments through it (the same `ValueError`, naming the
+argument and the value).
+"""
+
+import re
 
 import keras
+import numpy as np
 import pytest
 
+import keras_mk
 from keras_mk import layers
+from keras_mk.layers import MKConfig
 
 ALL_LAYERS = [
     (layers.MKDense, {"units": 2}),
@@ -11,58 +22,127 @@ ALL_LAYERS = [
     (layers.MKConv1D, {"filters": 2, "kernel_size": 2}),
     (layers.MKConv2D, {"filters": 2, "kernel_size": 2}),
     (layers.MKConv3D, {"filters": 2, "kernel_size": 2}),
+    (layers.MKConv1DTranspose, {"filters": 2, "kernel_size": 2}),
+    (layers.MKConv2DTranspose, {"filters": 2, "kernel_size": 2}),
+    (layers.MKConv3DTranspose, {"filters": 2, "kernel_size": 2}),
     (layers.MKDepthwiseConv1D, {"kernel_size": 2}),
     (layers.MKDepthwiseConv2D, {"kernel_size": 2}),
 ]
 IDS = [cls.__name__ for cls, _ in ALL_LAYERS]
 
-BAD = [
-    ("expansion", 0, "Received: expansion=0"),
-    ("expansion", -1, "Received: expansion=-1"),
-    ("expansion", 2.5, "Received: expansion=2.5"),
-    ("expansion", True, "Received: expansion=True"),
-    ("expansion", "3", "Received: expansion='3'"),
-    ("expansion", None, "Received: expansion=None"),
-    ("concentration", 0.0, "Received: concentration=0.0"),
-    ("concentration", -1.0, "Received: concentration=-1.0"),
-    ("concentration", float("nan"), "Received: concentration=nan"),
-    ("concentration", float("inf"), "Received: concentration=inf"),
-    ("concentration", "1", "Received: concentration='1'"),
-    ("probabilities", "gaussian", "Received: probabilities='gaussian'"),
-    ("probabilities", None, "Received: probabilities=None"),
-    ("copy_initialization", "copy", "Received: copy_initialization='copy'"),
-    ("expand_bias", "yes", "Received: expand_bias='yes'"),
-    ("seed", "seven", "Received: seed='seven'"),
-    ("seed", 1.5, "Received: seed=1.5"),
-]
-
-
-@pytest.mark.parametrize("cls,kwargs", ALL_LAYERS, ids=IDS)
-@pytest.mark.parametrize(
-    "name,value,message", BAD, ids=[f"{n}={v!r}" for n, v, _ in BAD]
+# Per argument: bad values. The message is "... Received: name=repr(value)".
+BAD = {
+    "expansion": [0, -1, 2.5, True, "3", None],
+    "probabilities": ["gaussian", None],
+    "concentration": [0.0, -1.0, float("nan"), float("inf"), "1", False],
+    "expand_bias": ["yes", 1, None],
+    "copy_initialization": ["copy", None],
+    "probability_sharing": ["row", None],
+    "seed": ["seven", 1.5, True],
+}
+BAD_ROWS = [(name, value) for name, values in BAD.items() for value in values]
+# One bad value per argument, for the routing checks.
+FIRST_BAD = [(name, values[0]) for name, values in BAD.items()]
+GOOD = dict(
+    expansion=np.int64(2),
+    probabilities="uniform",
+    concentration=3,
+    expand_bias=True,
+    copy_initialization="independent",
+    probability_sharing="unit",
+    seed=5,
 )
-def test_bad_argument_raises_value_error(cls, kwargs, name, value, message):
-    with pytest.raises(ValueError) as info:
-        cls(**kwargs, **{name: value})
-    assert message in str(info.value)
-    assert f"`{name}`" in str(info.value)
+
+
+def numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _message(name, value):
+    return re.escape(f"Received: {name}={value!r}")
+
+
+def test_every_argument_has_a_table_of_bad_values():
+    assert tuple(BAD) == MKConfig.names()
+    assert set(GOOD) == set(MKConfig.names())
+
+
+@pytest.mark.parametrize(
+    "name,value", BAD_ROWS, ids=[f"{n}={v!r}" for n, v in BAD_ROWS]
+)
+def test_config_rejects_a_bad_value_naming_argument_and_value(name, value):
+    with pytest.raises(ValueError, match=f"`{name}`.*{_message(name, value)}"):
+        MKConfig(**{name: value})
+
+
+def test_config_normalises_good_values_and_round_trips():
+    config = MKConfig(**GOOD)
+    assert type(config.expansion) is int and config.expansion == 2
+    assert type(config.concentration) is float and config.concentration == 3
+    assert list(config.to_dict()) == list(MKConfig.names())
+    assert MKConfig(**config.to_dict()) == config
+    assert config.replace(seed=6).seed == 6 and config.seed == 5
+    with pytest.raises(ValueError, match="Received: expansion=0"):
+        config.replace(expansion=0)
+    with pytest.raises(AttributeError):
+        config.expansion = 4  # frozen
+    defaults = MKConfig()
+    assert (defaults.expansion, defaults.probabilities) == (3, "exponential")
+    generator = keras.random.SeedGenerator(9)
+    assert MKConfig(seed=generator).seed is generator
 
 
 @pytest.mark.parametrize("cls,kwargs", ALL_LAYERS, ids=IDS)
-def test_good_arguments_are_kept(cls, kwargs):
-    layer = cls(
-        **kwargs,
-        expansion=2,
-        probabilities="uniform",
-        concentration=3,
-        expand_bias=True,
-        copy_initialization="independent",
-        seed=5,
+def test_each_layer_validates_through_the_config(cls, kwargs):
+    for name, value in FIRST_BAD:
+        with pytest.raises(ValueError, match=_message(name, value)):
+            cls(**kwargs, **{name: value})
+    layer = cls(**kwargs, **GOOD)
+    assert layer.mk_config == MKConfig(**GOOD)
+    assert layer.mk_arguments() == MKConfig(**GOOD).to_dict()
+    for name, value in MKConfig(**GOOD).to_dict().items():
+        assert getattr(layer, name) == value
+        assert layer.get_config()[name] == value
+    restored = cls.from_config(layer.get_config())
+    assert restored.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("route", ["clone_model", "clone_function"])
+def test_conversion_validates_through_the_config(route):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+    def convert(**kwargs):
+        if route == "clone_model":
+            return keras_mk.clone_model(model, **kwargs)
+        return keras.models.clone_model(
+            model, clone_function=keras_mk.clone_function(**kwargs)
+        )
+
+    for name, value in FIRST_BAD:
+        if name == "copy_initialization":
+            continue  # refused whatever its value, below
+        with pytest.raises(ValueError, match=_message(name, value)):
+            convert(**{name: value})
+    with pytest.raises(ValueError, match="always replicates"):
+        convert(copy_initialization="replicate")
+    with pytest.raises(TypeError, match="Unknown MK layer arguments"):
+        convert(kernel_size=3)
+    # Layer `i` gets `seed + i`; a generator cannot be shared that way.
+    with pytest.raises(ValueError, match="layer `i` gets `seed \\+ i`"):
+        convert(seed=keras.random.SeedGenerator(1))
+    good = {k: v for k, v in GOOD.items() if k != "copy_initialization"}
+    (mk,) = [layer for layer in convert(**good).layers]
+    assert mk.mk_config == MKConfig(**GOOD).replace(
+        copy_initialization="replicate"
     )
-    assert isinstance(layer, keras.layers.Layer)
-    assert (layer.expansion, layer.probabilities) == (2, "uniform")
-    assert layer.concentration == 3.0 and layer.expand_bias
-    assert layer.copy_initialization == "independent" and layer.seed == 5
+
+
+def test_mk_arguments_are_keyword_only_in_the_conversion():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    with pytest.raises(TypeError):
+        keras_mk.clone_model(model, 3)
+    with pytest.raises(TypeError, match="keyword-only"):
+        keras_mk.clone_function(3)
 
 
 def test_lora_and_quantization_are_refused_with_a_way_out():
@@ -76,11 +156,29 @@ def test_lora_and_quantization_are_refused_with_a_way_out():
         layer.quantize("int8")
 
 
-def test_mk_layers_are_the_keras_layers_they_extend():
-    assert issubclass(layers.MKDense, keras.layers.Dense)
-    assert issubclass(layers.MKEinsumDense, keras.layers.EinsumDense)
-    assert issubclass(layers.MKConv2D, keras.layers.Conv2D)
-    assert issubclass(layers.MKDepthwiseConv2D, keras.layers.DepthwiseConv2D)
-    for cls, _ in ALL_LAYERS:
-        name = f"keras_mk>{cls.__name__}"
-        assert keras.saving.get_registered_object(name) is cls
+@pytest.mark.parametrize("cls,kwargs", ALL_LAYERS, ids=IDS)
+def test_each_layer_is_registered_under_the_package_name(cls, kwargs):
+    name = f"keras_mk>{cls.__name__}"
+    assert keras.saving.get_registered_object(name) is cls
+    serialized = keras.saving.serialize_keras_object(cls(**kwargs))
+    assert serialized["registered_name"] == name
+    restored = keras.saving.deserialize_keras_object(serialized)
+    assert type(restored) is cls
+
+
+def test_reseeded_draws_other_values_only_where_the_seed_repeats():
+    from keras_mk.layers.mk_layer import reseeded
+
+    seeded = keras.initializers.GlorotUniform(seed=5)
+    unseeded = keras.initializers.GlorotUniform()
+    generator = keras.initializers.GlorotUniform(
+        seed=keras.random.SeedGenerator(1)
+    )
+    for initializer in (seeded, unseeded):
+        same = [numpy(initializer((4, 4))) for _ in range(2)]
+        np.testing.assert_array_equal(same[0], same[1])  # why it is needed
+        other = numpy(reseeded(initializer, 1)((4, 4)))
+        assert not np.allclose(other, same[0])
+    assert reseeded(generator, 1) is generator  # already draws anew
+    zeros = keras.initializers.Zeros()
+    assert reseeded(zeros, 1) is zeros  # not random

@@ -102,14 +102,6 @@ def test_expanded_bias_shares_p_per_unit_and_per_layer():
         assert len(np.unique(out)) == distinct
 
 
-def test_unknown_sharing_is_rejected_with_the_argument_named():
-    with pytest.raises(ValueError, match="Received: probability_sharing='row'"):
-        layers.MKDense(4, probability_sharing="row")
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    with pytest.raises(ValueError, match="probability_sharing"):
-        keras_mk.clone_model(model, probability_sharing="row")
-
-
 def test_config_round_trip_and_conversion_keep_the_sharing():
     layer = layers.MKDense(4, probability_sharing="unit")
     assert layer.get_config()["probability_sharing"] == "unit"

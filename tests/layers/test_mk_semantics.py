@@ -131,12 +131,14 @@ def test_dense_fixed_p_matches_numpy_formula():
     expected = np.tanh(
         x @ (w[0] * p[0] + w[1] * p[1] + w[2] * p[2]) + numpy(layer.bias)
     )
-    out = numpy(layer(x, training=True, probabilities=p))
+    out = numpy(layer(x, training=True, fixed_probabilities=p))
     np.testing.assert_allclose(out, expected, atol=1e-6)
     # A fixed p is a training-time input only: inference uses the mean.
     mean_out = np.tanh(x @ w.mean(axis=0) + numpy(layer.bias))
     np.testing.assert_allclose(
-        numpy(layer(x, training=False, probabilities=p)), mean_out, atol=1e-6
+        numpy(layer(x, training=False, fixed_probabilities=p)),
+        mean_out,
+        atol=1e-6,
     )
 
 

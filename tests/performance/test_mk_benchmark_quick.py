@@ -1,4 +1,4 @@
-"""The benchmarks run (`--quick`); their numbers are not checked."""
+"""The benchmarks run (`--quick`); their reports are consistent."""
 
 import json
 import os
@@ -6,9 +6,17 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
+import pytest
 
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+# CI budget: the benchmarks' smoke runs once, on PyTorch, where it costs
+# least (37 s; 116 s on TensorFlow); the benchmarks themselves are run per
+# backend for `docs/performance.md`.
+pytestmark = pytest.mark.skipif(
+    BACKEND != "torch", reason="CI budget: the benchmarks' smoke runs once"
+)
 
 
 def _run_step_time(tmp_path, *args):
@@ -33,14 +41,19 @@ def test_benchmark_quick_mode_writes_a_complete_report(tmp_path):
     assert set(models) == {"mlp", "cnn", "transformer"}
     labels = {"plain", "mk_e3", "mk_e3_uniform", "mk_e3_unit", "mk_e3_layer"}
     for entry in models.values():
-        train = entry["train"]
+        train, predict = entry["train"], entry["predict"]
         assert set(train) == labels
-        assert train["plain"]["ratio"] == 1.0
-        for row in train.values():
-            assert row["ratio_min"] <= row["ratio"] <= row["ratio_max"]
+        # Ratios are to the plain model's time (one run: no spread).
+        for table in (train, predict):
+            plain_ms = table["plain"]["median_ms"]
+            for row in table.values():
+                assert row["ratio"] == pytest.approx(
+                    row["median_ms"] / plain_ms
+                )
+                assert row["ratio_min"] == row["ratio"] == row["ratio_max"]
         # The MK variants train e=3 copies of every kernel.
+        assert train["mk_e3"]["params"] == train["mk_e3_uniform"]["params"]
         assert train["mk_e3"]["params"] > 2 * train["plain"]["params"]
-        predict = entry["predict"]
         assert predict["collapsed"]["params"] == predict["plain"]["params"]
         assert entry["target_met"] == (
             train["mk_e3"]["ratio"] <= entry["target_ratio"]
@@ -77,4 +90,6 @@ def test_probability_sharing_benchmark_quick_mode(tmp_path):
     assert set(report["cost"]) == {"plain", "element", "unit", "layer"}
     for task in report["accuracy"].values():
         assert set(task) == {"baseline", "element", "unit", "layer"}
-        assert all(0.0 <= row["mean"] <= 1.0 for row in task.values())
+        for row in task.values():  # the mean over the seeds it lists
+            assert row["values"]
+            assert row["mean"] == pytest.approx(np.mean(row["values"]))

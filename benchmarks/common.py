@@ -1,0 +1,36 @@
+"""What the benchmark scripts share: where results live, how they are kept.
+
+Each script writes one JSON file per backend to `benchmarks/results/`
+(`<name>_<backend>.json`); its `--update-docs` reads them all back to
+rebuild a table in `docs/`.
+"""
+
+import json
+import os
+
+BACKENDS = ("tensorflow", "jax", "torch")
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+DOCS = os.path.join(os.path.dirname(RESULTS), os.pardir, "docs")
+
+
+def result_path(name, backend):
+    """`benchmarks/results/<name>_<backend>.json`."""
+    return os.path.join(RESULTS, f"{name}_{backend}.json")
+
+
+def write_json(data, path, indent=2):
+    """Writes `data` to `path` as JSON, creating its directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(data, f, indent=indent)
+
+
+def read_results(name):
+    """`{backend: data}` for each backend with a result file `name`."""
+    results = {}
+    for backend in BACKENDS:
+        path = result_path(name, backend)
+        if os.path.exists(path):
+            with open(path) as f:
+                results[backend] = json.load(f)
+    return results

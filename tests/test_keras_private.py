@@ -1,0 +1,280 @@
+"""Every private Keras API keras_mk relies on, pinned one by one.
+
+`keras_mk/_keras_private.py` is the only module touching private Keras API.
+Each test here checks one of its functions against the installed Keras,
+directly, so a Keras upgrade that breaks one fails here, with its name,
+before it fails somewhere deep in a conversion.
+"""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_mk import _keras_private
+from keras_mk.conversion import registry
+
+BACKEND = keras.backend.backend()
+
+
+def numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _built(cls, **kwargs):
+    layer = cls(**kwargs)
+    layer.build((None, 4))
+    return layer
+
+
+def test_unlocked_state_lets_a_built_layer_add_a_weight_then_relocks():
+    layer = _built(keras.layers.Dense, units=2)
+    with pytest.raises(ValueError):  # Keras locks a built layer's state
+        layer.add_weight(shape=(1,), name="extra")
+    with _keras_private.unlocked_state(layer):
+        extra = layer.add_weight(shape=(1,), name="extra")
+    assert any(w is extra for w in layer.weights)
+    with pytest.raises(ValueError):
+        layer.add_weight(shape=(1,), name="another")
+
+
+def test_untrack_removes_a_variable_from_a_built_layer():
+    layer = _built(keras.layers.Dense, units=2)
+    with _keras_private.unlocked_state(layer):
+        extra = layer.add_weight(shape=(1,), name="extra")
+    _keras_private.untrack(layer, [extra])
+    assert not any(w is extra for w in layer.weights)
+    assert len(layer.weights) == 2
+
+
+def test_serialization_lib_asks_its_lazy_tensorflow_module():
+    from keras.src.saving import serialization_lib
+
+    assert hasattr(serialization_lib.tf, "available")
+    if BACKEND != "tensorflow":
+        assert isinstance(
+            serialization_lib.tf, _keras_private._TensorFlowIfImported
+        )
+
+
+def test_sublayers_are_the_direct_children():
+    inner = keras.Sequential([keras.layers.Dense(2, name="inner_dense")])
+    inputs = keras.Input((3,))
+    outer = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
+    names = [layer.name for layer in _keras_private.sublayers(outer)]
+    assert inner.name in names and "inner_dense" not in names
+    mha = keras.layers.MultiHeadAttention(2, 4)
+    mha(np.ones((1, 2, 4)), np.ones((1, 2, 4)))
+    assert len(_keras_private.sublayers(mha)) >= 4  # query, key, value, out
+
+
+def test_layer_test_case_offers_run_layer_test():
+    assert callable(_keras_private.layer_test_case().run_layer_test)
+
+
+def test_in_symbolic_scope_is_true_only_while_tracing():
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen.append(_keras_private.in_symbolic_scope())
+            return x
+
+    probe = Probe()
+    probe(keras.Input((2,)))
+    probe(np.ones((1, 2), "float32"))
+    assert seen[0] is True and seen[-1] is False
+
+
+def test_call_signature_cache_is_what_refresh_rewrites():
+    layer = keras.layers.Conv2D(2, 1)
+    for name in (
+        "_call_signature",
+        "call_signature_parameters",
+        "_call_has_training_arg",
+        "_call_has_mask_arg",
+        "_call_context_args",
+    ):
+        assert hasattr(layer, name), name
+    assert layer._call_has_training_arg is False
+
+    class WithTraining(keras.layers.Conv2D):
+        def call(self, inputs, training=None):
+            return super().call(inputs)
+
+    layer.__class__ = WithTraining
+    _keras_private.refresh_call_signature(layer)
+    assert layer._call_has_training_arg is True
+
+
+def test_no_autocast_reads_a_variable_in_its_own_dtype():
+    keras.config.set_dtype_policy("mixed_float16")
+    layer = _built(keras.layers.Dense, units=2)
+    seen = {}
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen["autocast"] = layer.kernel.value.dtype
+            with _keras_private.no_autocast():
+                seen["own"] = layer.kernel.value.dtype
+            return x
+
+    Probe(dtype="mixed_float16")(np.ones((1, 2), "float32"))
+    assert "float16" in str(seen["autocast"])
+    assert "float32" in str(seen["own"])
+
+
+def test_config_writing_saves_are_found_on_the_stack(tmp_path):
+    from keras.src.saving import saving_lib
+
+    for _, function in _keras_private._CONFIG_WRITING_SAVES[:2]:
+        assert hasattr(saving_lib, function), function
+    seen = []
+
+    @keras.saving.register_keras_serializable(package="keras_mk_tests")
+    class Probe(keras.layers.Dense):
+        def save_own_variables(self, store):
+            seen.append(_keras_private.in_config_writing_save())
+            super().save_own_variables(store)
+
+    model = keras.Sequential([keras.Input((2,)), Probe(1)])
+    model.save(tmp_path / "m.keras")
+    model.save_weights(tmp_path / "m.weights.h5")
+    assert seen == [True, False]
+
+
+def test_save_backbone_is_keras_hub_preset_saving_method():
+    pytest.importorskip("keras_hub")
+    from keras_hub.src.utils import preset_utils
+
+    assert callable(preset_utils.KerasPresetSaver.save_backbone)
+
+
+def test_layer_binds_build_and_quantize_per_instance():
+    layer = keras.layers.Dense(2)
+    assert "build" in layer.__dict__ and "quantize" in layer.__dict__
+    _keras_private.drop_instance_method(layer, "quantize")
+    assert "quantize" not in layer.__dict__
+    _keras_private.set_instance_method(layer, "quantize", len)
+    assert layer.quantize is len
+
+
+def test_rewrap_quantize_rebuilds_keras_quantize_wrapper():
+    from keras.src.quantizers.quantization_config import (  # noqa: F401
+        validate_and_resolve_config,
+    )
+
+    layer = _built(keras.layers.Dense, units=2)
+    assert callable(layer._check_quantize_args)
+    _keras_private.rewrap_quantize(layer)
+    layer.quantize("int8")
+    assert layer.quantization_mode == "int8"
+
+
+def test_instance_method_overrides_call_for_the_scope_only():
+    layer = keras.layers.Dense(2, kernel_initializer="ones")
+    x = np.ones((1, 3), "float32")
+    plain = numpy(layer(x))
+
+    def zeros(inputs, **kwargs):
+        return inputs * 0
+
+    with _keras_private.instance_method(layer, "call", zeros):
+        np.testing.assert_array_equal(numpy(layer(x)), np.zeros((1, 3)))
+    np.testing.assert_array_equal(numpy(layer(x)), plain)
+    assert "call" not in layer.__dict__
+
+
+@pytest.mark.parametrize(
+    "plain_class", sorted(registry.MK_CLASSES, key=lambda c: c.__name__)
+)
+def test_kernel_layers_keep_kernel_and_bias_where_swap_class_looks(
+    plain_class,
+):
+    """MK layers read `_kernel` / `_bias` (or plain attributes)."""
+    kwargs = {
+        "Dense": dict(units=2),
+        "EinsumDense": dict(
+            equation="abc,cd->abd", output_shape=(2, 2), bias_axes="d"
+        ),
+    }.get(plain_class.__name__)
+    if kwargs is None:
+        depthwise = "Depthwise" in plain_class.__name__
+        kwargs = dict(kernel_size=1) if depthwise else dict(filters=2)
+        if not depthwise:
+            kwargs["kernel_size"] = 1
+    rank = {"1D": 3, "2D": 4, "3D": 5}
+    ndim = next((n for k, n in rank.items() if k in plain_class.__name__), 3)
+    layer = plain_class(**kwargs)
+    layer.build((2,) * (ndim - 1) + (4,))
+    kernel, bias = _keras_private.kernel_and_bias(layer)
+    assert kernel is not None and bias is not None
+    assert {id(kernel), id(bias)} == {id(w) for w in layer.weights}
+    mk_class = registry.MK_CLASSES[plain_class]
+    _keras_private.swap_class(layer, mk_class, kernel, bias)
+    assert type(layer) is mk_class
+    assert layer.__dict__["_kernel"] is kernel
+    assert layer.__dict__["_bias"] is bias
+    _keras_private.swap_class(layer, plain_class, kernel, bias)
+    assert type(layer) is plain_class
+    assert _keras_private.kernel_and_bias(layer) == (kernel, bias)
+
+
+def test_object_sharing_scope_keeps_a_shared_layer_one_object():
+    shared = keras.layers.Dense(3, name="shared")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, shared(shared(inputs)))
+    with _keras_private.object_sharing_scope():
+        config = keras.saving.serialize_keras_object(model)
+    with _keras_private.object_sharing_scope():
+        copy = keras.saving.deserialize_keras_object(config)
+    assert len([layer for layer in copy.layers if layer.name == "shared"]) == 1
+
+
+def test_keras_archive_layout(tmp_path):
+    path = tmp_path / "m.keras"
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.save(path)
+    config = _keras_private.read_archive_config(path)
+    assert config["class_name"] == "Sequential"
+    config["config"]["name"] = "renamed"
+    _keras_private.replace_archive_config(path, json.dumps(config))
+    assert keras.saving.load_model(path).name == "renamed"
+    weights = _keras_private.extract_archive_weights(path, tmp_path)
+    model.load_weights(weights)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the JAX trainer's API")
+def test_jax_loss_is_the_compiled_loss():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    model.optimizer.build(model.trainable_variables)
+    x, y = np.ones((4, 2), "float32"), np.zeros((4, 1), "float32")
+    loss = _keras_private.jax_loss(
+        model,
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.metrics_variables],
+        [v.value for v in model.optimizer.variables],
+        x,
+        y,
+        None,
+    )
+    expected = model.compute_loss(x, y, model(x), training=True)
+    np.testing.assert_allclose(numpy(loss), numpy(expected), rtol=1e-6)
+
+
+def test_this_file_pins_every_function_of_keras_private():
+    public = {
+        name
+        for name, value in vars(_keras_private).items()
+        if callable(value)
+        and not name.startswith("_")
+        and getattr(value, "__module__", None) == _keras_private.__name__
+    }
+    source = open(__file__).read()
+    unpinned = {n for n in public if f"_keras_private.{n}(" not in source}
+    # `serialize_without_importing_tensorflow` runs at import; its effect
+    # is pinned by `test_serialization_lib_asks_its_lazy_tensorflow_module`.
+    assert unpinned == {"serialize_without_importing_tensorflow"}, unpinned

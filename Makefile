@@ -15,7 +15,8 @@ BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: install demo test test-backends test-min docs notebook lint format \
+.PHONY: install demo test test-backends $(addprefix test-backend-,$(BACKENDS)) \
+	test-min docs notebook lint format \
 	wheel-check
 
 $(STAMP): pyproject.toml constraints.txt
@@ -30,17 +31,30 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.main $(DEMO_ARGS)
 
 # THE test command (CI's `.ci/run` calls exactly this): lint, the docs site,
-# the whole suite once per backend (docstring and README examples and the
-# notebook included), then the lowest supported versions on one backend.
-test: lint docs test-backends test-min
+# then the whole suite once per backend (docstring and README examples and
+# the notebook included) and the lowest supported versions on one backend.
+# The four suites are independent processes: they run side by side, JOBS at
+# a time (one per core, plus one for the lowest versions' install, which
+# waits on the network more than on a core). `make -O` keeps each suite's
+# output in one piece, printed when that suite ends. `-k` runs every suite
+# even if one fails; `make test` fails if any did.
+JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
+SUITES := $(addprefix test-backend-,$(BACKENDS)) test-min
 
-# The whole suite once per backend, each in its own process; fails if any
-# backend fails.
-test-backends: $(STAMP)
-	@status=0; for b in $(BACKENDS); do \
-	  echo "=== KERAS_BACKEND=$$b ==="; \
-	  KERAS_BACKEND=$$b $(BIN)/python -m pytest $(PYTEST_ARGS) || status=1; \
-	done; exit $$status
+test: lint docs
+	@$(MAKE) --no-print-directory -k -j$(JOBS) --output-sync=target \
+	  $(MIN_STAMP) $(SUITES)
+
+# The whole suite once per backend, each in its own process (one after the
+# other here; `make test` runs them side by side).
+test-backends: $(addprefix test-backend-,$(BACKENDS))
+
+# One backend's suite: `make test-backend-jax`. No pytest cache: the suites
+# run at once and would race on `.pytest_cache`.
+$(addprefix test-backend-,$(BACKENDS)): test-backend-%: $(STAMP)
+	@echo "=== KERAS_BACKEND=$* ==="
+	KERAS_BACKEND=$* $(BIN)/python -m pytest -p no:cacheprovider \
+	  $(PYTEST_ARGS)
 
 # The lowest supported versions (constraints-min.txt, the lower bounds of
 # pyproject.toml) in their own venv, on one backend. Its job is to prove the

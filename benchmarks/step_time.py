@@ -23,7 +23,8 @@ in a fresh process: the bytes of the parameters and optimizer state
 process held before `fit` (activations, gradients, temporaries).
 
 Prints a table and writes JSON (`--output`, default
-`benchmarks/results/step_time.json`).
+`benchmarks/results/step_time.json`). `--report FILE [FILE ...]` measures
+nothing: it prints the tables of `docs/performance.md` from results files.
 """
 
 import argparse
@@ -95,6 +96,13 @@ def parse_args(argv=None):
         "machine, timing does.",
     )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--report",
+        nargs="+",
+        metavar="FILE",
+        help="measure nothing: print the docs' tables (all backends in one) "
+        "from these results files.",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     parser.add_argument("--memory-variant", help=argparse.SUPPRESS)
@@ -515,26 +523,121 @@ def format_table(report):
     return "\n".join(lines)
 
 
+def _time_split(entry):
+    """(plain, inherent, MK) median ms of a model's training step, or None."""
+    train = entry.get("train", {})
+    labels = ("plain", UNIFORM_LABEL, f"mk_e{TARGET_EXPANSION}")
+    if not all(label in train for label in labels):
+        return None
+    return tuple(train[label]["median_ms"] for label in labels)
+
+
 def _breakdown(result):
     """Where MK's extra time goes: copies + optimizer, then sampling."""
-    label = f"mk_e{TARGET_EXPANSION}"
     rows = [
         "\n| model | plain ms | + copies, mean, optimizer on e copies "
         "(uniform p) | + sampling p and mixing | MK ms |",
         "|---|---|---|---|---|",
     ]
     for name, entry in result["models"].items():
-        train = entry.get("train", {})
-        if label not in train or UNIFORM_LABEL not in train:
+        split = _time_split(entry)
+        if split is None:
             continue
-        plain = train["plain"]["median_ms"]
-        uniform = train[UNIFORM_LABEL]["median_ms"]
-        mk = train[label]["median_ms"]
+        plain, uniform, mk = split
         rows.append(
             f"| {name} | {plain:.1f} | {uniform - plain:+.1f} | "
             f"{mk - uniform:+.1f} | {mk:.1f} |"
         )
     return rows if len(rows) > 2 else []
+
+
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+MODEL_NAMES = {
+    "mlp": "A3 MLP",
+    "cnn": "CNN",
+    "transformer": "T5",
+    "resnet50": "ResNet50",
+}
+
+
+def _docs_cell(row, bold=False):
+    if row is None:
+        return "-"
+    ratio = f"{row['ratio']:.2f}x"
+    if row["ratio_max"] > row["ratio_min"]:
+        ratio += f" [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]"
+    ms = f"{row['median_ms']:.1f}"
+    return f"**{ms} ({ratio})**" if bold else f"{ms} ({ratio})"
+
+
+def _entries(reports):
+    for report in reports:
+        for backend, result in report["backends"].items():
+            for name, entry in result["models"].items():
+                yield BACKEND_NAMES[backend], MODEL_NAMES[name], entry
+
+
+def format_docs(reports):
+    """The tables of `docs/performance.md`, every backend in one table."""
+    mk = f"mk_e{TARGET_EXPANSION}"
+    lines = [
+        "| backend | model | plain ms | **MK e=3** | inherent | unit | layer "
+        "| target | met |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    breakdown = [
+        "| backend | model | plain ms | + copies, mean, optimizer "
+        "| + sampling and mixing | MK ms | ratio |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    memory = [
+        "| backend | model | params + optimizer MiB: plain | MK | ratio "
+        "| peak resident MiB: plain | MK | ratio |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    inference = []
+    for backend, model, entry in _entries(reports):
+        train = entry.get("train", {})
+        if mk in train:
+            lines.append(
+                f"| {backend} | {model} | {train['plain']['median_ms']:.1f} "
+                f"| {_docs_cell(train[mk], bold=True)} | "
+                + " | ".join(
+                    _docs_cell(train.get(label))
+                    for label in (UNIFORM_LABEL, *SHARING_LABELS.values())
+                )
+                + f" | <= {entry['target_ratio']:.2f}x | "
+                + ("yes" if entry["target_met"] else "no")
+                + " |"
+            )
+        split = _time_split(entry)
+        if split is not None:
+            plain, uniform, total = split
+            breakdown.append(
+                f"| {backend} | {model} | {plain:.1f} | "
+                f"{uniform - plain:+.1f} ({(uniform - plain) / plain:.2f}x) | "
+                f"{total - uniform:+.1f} ({(total - uniform) / plain:.2f}x) | "
+                f"{total:.1f} | {total / plain:.2f}x |"
+            )
+        if "memory" in entry:
+            p, k = entry["memory"]["plain"], entry["memory"][mk]
+            memory.append(
+                f"| {backend} | {model} | {p['state_bytes'] / 2**20:.1f} | "
+                f"{k['state_bytes'] / 2**20:.1f} | "
+                f"{k['state_bytes'] / p['state_bytes']:.2f}x | "
+                f"{_mb(p['peak_bytes'])} | {_mb(k['peak_bytes'])} | "
+                f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x |"
+            )
+        collapsed = entry.get("predict", {}).get("collapsed")
+        if collapsed is not None:
+            inference.append(f"{backend} {model} {collapsed['ratio']:.2f}x")
+    out = []
+    for table in (lines, breakdown, memory):
+        if len(table) > 2:
+            out += table + [""]
+    if inference:
+        out.append("Collapsed inference / plain: " + ", ".join(inference))
+    return "\n".join(out)
 
 
 def run_driver(args):
@@ -597,6 +700,13 @@ def _write(report, output):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.report:
+        reports = []
+        for path in args.report:
+            with open(path) as f:
+                reports.append(json.load(f))
+        print(format_docs(reports))
+        return 0
     if args.worker and args.memory_variant:
         run_memory_worker(args)
         return 0

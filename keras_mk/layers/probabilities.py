@@ -36,6 +36,7 @@ Speed (measured in `docs/performance.md`):
   in-place accumulation on PyTorch).
 """
 
+import functools
 import numbers
 
 import keras
@@ -337,7 +338,11 @@ def _torch_mix(copies, s):
             def backward(ctx, upstream):
                 # `p_k * upstream` from the products `t_j = s_j * upstream`:
                 # `t_0`, `t_j - t_{j-1}`, `upstream - t_{e-2}`; fewer passes
-                # over the kernel than forming the gaps first.
+                # over the kernel than forming the gaps first. A conv's
+                # upstream is a permuted view (Keras transposes the kernel
+                # to PyTorch's layout): made contiguous once, like the
+                # copies, so the passes below stream memory in order.
+                upstream = upstream.contiguous()
                 t = [torch.mul(upstream, s_j) for s_j in ctx.s]
                 grads = [t[0]]
                 grads += [torch.sub(t[j], t[j - 1]) for j in range(1, len(t))]
@@ -363,6 +368,7 @@ def sampled_mix(copies, seed_generator, shape=None, hashed=None):
     return mix_with_spacings(copies, s)
 
 
+@functools.cache
 def sampled_mix_for(shape, expansion):
     """The fastest `sampled_mix` drawing `p` of `shape` on this backend.
 
@@ -376,6 +382,10 @@ def sampled_mix_for(shape, expansion):
     compilation per kernel shape instead of ~30 op-by-op ones; inside a
     trace (the train step) it is traced as part of the step.
     PyTorch uses `sampled_mix` as is.
+
+    One function per `(shape, expansion)`, shared by every layer (it holds
+    no state): a model whose layers repeat a kernel shape (a transformer's
+    blocks) compiles it once.
 
     Returns:
         A function `(copies, seed_generator) -> mixed kernel`.

@@ -155,6 +155,31 @@ def test_same_seed_same_sequence_other_seed_other_sequence():
     assert not np.allclose(a[0], c[0])
 
 
+def test_layers_of_one_kernel_shape_share_the_mix_function_not_the_draws():
+    """One compiled mix per kernel shape (a transformer compiles it once);
+    each layer still draws from its own seed, whatever the call order."""
+    assert probs.sampled_mix_for((8, 8), 3) is probs.sampled_mix_for((8, 8), 3)
+    kernel = np.random.default_rng(0).normal(size=(3, 8, 8)).astype("float32")
+    x = np.eye(8, dtype="float32")
+
+    def layer(seed):
+        layer = layers.MKDense(8, expansion=3, seed=seed)
+        layer.build((None, 8))
+        layer.set_expanded_kernel(kernel)
+        return layer
+
+    alone = layer(42)
+    expected = [numpy(alone(x, training=True)) for _ in range(3)]
+    a, b = layer(42), layer(43)
+    interleaved = []
+    for _ in range(3):
+        interleaved.append(numpy(a(x, training=True)))
+        other = numpy(b(x, training=True))
+        assert not np.allclose(other, interleaved[-1])
+    for step, want in zip(interleaved, expected):
+        np.testing.assert_array_equal(step, want)
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_fresh_p_on_every_step_of_fit(jit_compile):
     """Each compiled train step draws new p (the learning rate is 0)."""

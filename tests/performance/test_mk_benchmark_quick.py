@@ -71,6 +71,29 @@ def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(tmp_path):
     assert extra == 2 * 3 * kernel_bytes
     assert memory["plain"]["peak_bytes"] > 0
     assert "peak resident MB" in stdout
+    # `--report` renders the docs' tables from the file, measuring nothing.
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step_time", "--report"]
+        + [str(tmp_path / "step_time.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+    rows = [
+        line.split(" | ")
+        for line in proc.stdout.splitlines()
+        if line.startswith(f"| {name[BACKEND]} | A3 MLP | ")
+    ]
+    # The training step, where the time went, and the memory table.
+    training, breakdown, state = rows
+    assert training[3].startswith("**") and len(training) == 9
+    mk_ms = report["backends"][BACKEND]["models"]["mlp"]["train"]["mk_e3"]
+    assert breakdown[5] == f"{mk_ms['median_ms']:.1f}"
+    mib = [round(memory[v]["state_bytes"] / 2**20, 1) for v in memory]
+    assert [float(c) for c in (state[2], state[3])] == mib
 
 
 def test_probability_sharing_benchmark_quick_mode(tmp_path):

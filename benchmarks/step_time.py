@@ -564,7 +564,8 @@ def _docs_cell(row, bold=False):
     if row is None:
         return "-"
     ratio = f"{row['ratio']:.2f}x"
-    if row["ratio_max"] > row["ratio_min"]:
+    # Results of one run (or of an older format) have no spread.
+    if row.get("ratio_max", 0) > row.get("ratio_min", 0):
         ratio += f" [{row['ratio_min']:.2f}-{row['ratio_max']:.2f}]"
     ms = f"{row['median_ms']:.1f}"
     return f"**{ms} ({ratio})**" if bold else f"{ms} ({ratio})"

@@ -41,7 +41,7 @@ def fit_losses(model, jit_compile="auto"):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
-    policy, monkeypatch
+    policy, monkeypatch, request
 ):
     seen = {"sampled": set(), "mixed": set()}
     sort, telescope, torch_mix = (
@@ -67,7 +67,11 @@ def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
 
         return spy
 
-    # Every backend's path sorts the uniforms and mixes through these.
+    # Every backend's path sorts the uniforms and mixes through these. The
+    # compiled draw-and-mix is shared per kernel shape and traced once: a
+    # fresh one is traced (with the spies) here and dropped afterwards.
+    probs.sampled_mix_for.cache_clear()
+    request.addfinalizer(probs.sampled_mix_for.cache_clear)
     monkeypatch.setattr(probs, "_sort_elementwise", spy_sort)
     monkeypatch.setattr(probs, "_telescoping_mix", spy_mix(telescope))
     monkeypatch.setattr(probs, "_torch_mix", spy_mix(torch_mix))

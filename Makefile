@@ -34,8 +34,10 @@ demo: $(STAMP)
 # then the whole suite once per backend (docstring and README examples and
 # the notebook included) and the lowest supported versions on one backend.
 # The four suites are independent processes: they run side by side, JOBS at
-# a time (one per core: a third suite on 2 cores made all three slower than
-# two at a time, 36 against ~26 min), longest first. `make -O` keeps each
+# a time (one per core: three at a time on 2 cores took 36 min in all, two
+# at a time 32 min, on this project's VM with `.venv` installed), longest
+# first. The two venvs are installed one after the other, never at once
+# (concurrent pip installs share a cache and race: pip issues 12361, 8168). `make -O` keeps each
 # suite's output in one piece, printed when that suite ends. `-k` runs
 # every suite even if one fails; `make test` fails if any did.
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)

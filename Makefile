@@ -37,9 +37,10 @@ demo: $(STAMP)
 # a time (one per core: three at a time on 2 cores took 36 min in all, two
 # at a time 32 min, on this project's VM with `.venv` installed), longest
 # first. The two venvs are installed one after the other, never at once
-# (concurrent pip installs share a cache and race: pip issues 12361, 8168). `make -O` keeps each
-# suite's output in one piece, printed when that suite ends. `-k` runs
-# every suite even if one fails; `make test` fails if any did.
+# (concurrent pip installs share a cache and race: pip issues 12361, 8168).
+# `make -O` keeps each suite's output in one piece, printed when that suite
+# ends. `-k` runs every suite even if one fails; `make test` fails if any
+# did.
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 SUITES := $(addprefix test-backend-,$(filter jax,$(BACKENDS)) \
 	$(filter-out jax,$(BACKENDS))) test-min

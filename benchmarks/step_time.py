@@ -460,6 +460,17 @@ def _mb(n):
     return f"{n / 2**20:.0f}"
 
 
+def _memory_cells(memory):
+    """Plain and MK state (MiB, 0.1) and peak resident memory, and ratios."""
+    p, k = (memory[variant] for variant in MEMORY_VARIANTS)
+    return (
+        f"{p['state_bytes'] / 2**20:.1f} | {k['state_bytes'] / 2**20:.1f} | "
+        f"{k['state_bytes'] / p['state_bytes']:.2f}x | "
+        f"{_mb(p['peak_bytes'])} | {_mb(k['peak_bytes'])} | "
+        f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x"
+    )
+
+
 def format_table(report):
     """Markdown tables: training step (with spread), memory, inference."""
     lines = []
@@ -492,21 +503,13 @@ def format_table(report):
             n: e["memory"] for n, e in result["models"].items() if "memory" in e
         }
         if memory:
-            mk = MEMORY_VARIANTS[1]
             lines.append(
                 "\n| model | params + optimizer MB, plain | MK | ratio "
                 "| peak resident MB, plain | MK | ratio |"
             )
             lines.append("|---|---|---|---|---|---|---|")
             for name, m in memory.items():
-                p, k = m["plain"], m[mk]
-                lines.append(
-                    f"| {name} | {_mb(p['state_bytes'])} | "
-                    f"{_mb(k['state_bytes'])} | "
-                    f"{k['state_bytes'] / p['state_bytes']:.2f}x | "
-                    f"{_mb(p['peak_bytes'])} | {_mb(k['peak_bytes'])} | "
-                    f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x |"
-                )
+                lines.append(f"| {name} | {_memory_cells(m)} |")
         lines += _breakdown(result)
         if not timed:
             continue
@@ -621,13 +624,8 @@ def format_docs(reports):
                 f"{total:.1f} | {total / plain:.2f}x |"
             )
         if "memory" in entry:
-            p, k = entry["memory"]["plain"], entry["memory"][mk]
             memory.append(
-                f"| {backend} | {model} | {p['state_bytes'] / 2**20:.1f} | "
-                f"{k['state_bytes'] / 2**20:.1f} | "
-                f"{k['state_bytes'] / p['state_bytes']:.2f}x | "
-                f"{_mb(p['peak_bytes'])} | {_mb(k['peak_bytes'])} | "
-                f"{k['peak_bytes'] / max(p['peak_bytes'], 1):.2f}x |"
+                f"| {backend} | {model} | {_memory_cells(entry['memory'])} |"
             )
         collapsed = entry.get("predict", {}).get("collapsed")
         if collapsed is not None:

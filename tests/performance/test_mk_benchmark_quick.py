@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import pytest
 
+from benchmarks import step_time
+
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 # CI budget: the benchmarks' smoke runs once, on PyTorch, where it costs
@@ -81,11 +83,10 @@ def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    name = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
     rows = [
         line.split(" | ")
         for line in proc.stdout.splitlines()
-        if line.startswith(f"| {name[BACKEND]} | A3 MLP | ")
+        if line.startswith(f"| {step_time.BACKEND_NAMES[BACKEND]} | A3 MLP | ")
     ]
     # The training step, where the time went, and the memory table.
     training, breakdown, state = rows

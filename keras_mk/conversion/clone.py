@@ -14,6 +14,7 @@ import warnings
 import keras
 
 from keras_mk import _keras_private
+from keras_mk.conversion import assets
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.conversion import save_guard
@@ -337,9 +338,13 @@ def clone_function(layer=None, /, **mk_arguments):
         new = layer.__class__.from_config(layer.get_config())
         if not isinstance(layer, keras.layers.Layer):
             return new  # an operation on KerasTensors (`x + 1.0`)
+        if _is_keras_hub_backbone(layer):
+            _warn_task_loses_preprocessor(layer)
         if layer.built and layer.weights:
             new.build_from_config(layer.get_build_config())
             new.set_weights(layer.get_weights())
+        if layer.built:
+            assets.copy_assets(layer, new)
         if not layer.built:
             return new
         if registry.mk_class_for(layer) is not None:
@@ -359,6 +364,30 @@ def clone_function(layer=None, /, **mk_arguments):
         return new
 
     return clone
+
+
+def _is_keras_hub_backbone(layer):
+    # By name: keras_hub is an optional dependency, never imported here.
+    return any(
+        cls.__name__ == "Backbone" and cls.__module__.startswith("keras_hub")
+        for cls in type(layer).__mro__
+    )
+
+
+def _warn_task_loses_preprocessor(backbone):
+    warnings.warn(
+        f"`keras.models.clone_model` was handed the KerasHub backbone "
+        f"'{backbone.name}'. If the model being cloned is a KerasHub task "
+        "(`TextClassifier`, `CausalLM`, ...), Keras rebuilds it as a plain "
+        "`Functional` model without its preprocessor (tokenizer, image "
+        "converter) and without `generate`. Convert the task with "
+        "`keras_mk.clone_model(task)`, which keeps them, or convert the "
+        "backbone (`keras_mk.clone_model(task.backbone)`) and build the "
+        "task around it: `type(task)(backbone=mk_backbone, "
+        "preprocessor=task.preprocessor, ...)`.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 clone_model.__doc__ = clone_model.__doc__.replace(

@@ -3,6 +3,7 @@
 import keras
 
 from keras_mk import _keras_private
+from keras_mk.conversion import assets
 from keras_mk.conversion import registry
 
 
@@ -24,6 +25,9 @@ def check_model(model, function):
 def copy_model(model, config_transform=None):
     """A new model from `model`'s config, holding copies of its variables.
 
+    What the config and the variables do not record is kept too (see
+    `assets`): a KerasHub task's preprocessor, layers' assets.
+
     Args:
         model: a built `keras.Model`.
         config_transform: optional function applied to the serialized
@@ -33,10 +37,13 @@ def copy_model(model, config_transform=None):
         The new, built, uncompiled model.
     """
     if _repeats_a_layer(model):
-        return _copy_sequential(model, config_transform)
+        copy = _copy_sequential(model, config_transform)
+        assets.keep_unrecorded_state(model, copy)
+        return copy
     with _keras_private.object_sharing_scope():
         config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)
+    config = assets.without_preprocessor(model, config)
     if config_transform is not None:
         config = config_transform(config)
     with _keras_private.object_sharing_scope():
@@ -49,6 +56,7 @@ def copy_model(model, config_transform=None):
             "(no build config). Build it with `model.build(input_shape)` "
             "or call it on data first."
         )
+    assets.keep_unrecorded_state(model, copy)
     return copy
 
 

@@ -294,3 +294,60 @@ def test_conv_transpose_layers_convert_and_collapse(layer):
     np.testing.assert_allclose(
         models.numpy(plain(x)), models.numpy(mk(x)), rtol=1e-6, atol=1e-6
     )
+
+
+class ScaleFromAssets(keras.layers.Layer):
+    """State kept as assets, as tokenizers and adapted lookups keep theirs:
+    neither in its config nor in its variables."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = None
+
+    def call(self, x):
+        return x * self.scale
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def save_assets(self, directory):
+        if self.scale is None:
+            raise ValueError("no scale set")
+        np.save(f"{directory}/scale.npy", self.scale)
+
+    def load_assets(self, directory):
+        self.scale = np.load(f"{directory}/scale.npy")
+
+
+def _model_with_assets():
+    scale = ScaleFromAssets(name="scale")
+    scale.scale = np.arange(1, 5, dtype="float32")
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2)(scale(inputs))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("route", ["clone_model", "clone_function"])
+def test_layer_assets_survive_conversion_and_collapse(route):
+    # Issue 24: a copy made from the config lost them (a tokenizer's
+    # vocabulary): the copy computed something else, or failed.
+    model = _model_with_assets()
+    x = _x(model)
+    with keras.saving.custom_object_scope({"ScaleFromAssets": ScaleFromAssets}):
+        if route == "clone_model":
+            mk = keras_mk.clone_model(model, seed=0)
+        else:
+            mk = keras.models.clone_model(
+                model, clone_function=keras_mk.clone_function(seed=0)
+            )
+        small = keras_mk.collapse(mk)
+    assert_converted_equal(model, mk, x)
+    assert_converted_equal(model, small, x)
+    assert mk.get_layer("scale") is not model.get_layer("scale")
+
+
+def test_layer_that_cannot_write_its_assets_is_named():
+    model = _model_with_assets()
+    model.get_layer("scale").scale = None
+    with pytest.raises(ValueError, match="layer 'scale' .ScaleFromAssets"):
+        keras_mk.clone_model(model, seed=0)

@@ -270,6 +270,13 @@ def jax_loss(
     return aux[0]
 
 
+def ask_to_overwrite(filepath):
+    """Keras's prompt before overwriting a file (`overwrite=False`)."""
+    from keras.src.utils import io_utils
+
+    return io_utils.ask_to_proceed_with_overwrite(filepath)
+
+
 # The members of a `.keras` archive (Keras's `saving_lib` writes them).
 ARCHIVE_CONFIG = "config.json"
 ARCHIVE_WEIGHTS = "model.weights.h5"

@@ -17,6 +17,13 @@ def pytest_addoption(parser):
         default=False,
         help="run tests marked `large` (beyond the CI budget)",
     )
+    parser.addoption(
+        "--all-families",
+        action="store_true",
+        default=False,
+        help="run the per-family tests that CI runs on one backend only "
+        "(KerasHub tasks) on this backend too",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

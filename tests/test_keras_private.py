@@ -278,3 +278,11 @@ def test_this_file_pins_every_function_of_keras_private():
     # `serialize_without_importing_tensorflow` runs at import; its effect
     # is pinned by `test_serialization_lib_asks_its_lazy_tensorflow_module`.
     assert unpinned == {"serialize_without_importing_tensorflow"}, unpinned
+
+
+def test_ask_to_overwrite_is_keras_prompt(tmp_path, monkeypatch):
+    import builtins
+
+    answers = iter(["n"])
+    monkeypatch.setattr(builtins, "input", lambda *a: next(answers))
+    assert _keras_private.ask_to_overwrite(str(tmp_path / "m.keras")) is False

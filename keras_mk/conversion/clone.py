@@ -13,12 +13,11 @@ import warnings
 
 import keras
 
-from keras_mk import _keras_private
 from keras_mk.conversion import assets
+from keras_mk.conversion import converting
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
-from keras_mk.conversion import save_guard
-from keras_mk.layers import mk_layer
+from keras_mk.conversion import saving
 from keras_mk.layers.config import MKConfig
 
 # Conversion replicates the pretrained kernel: this one is not an argument.
@@ -134,43 +133,6 @@ def _check_convertible(path, layer):
         )
 
 
-def convert_layer(layer, config):
-    """Turns a built Keras kernel layer into its MK class, in place.
-
-    The layer's kernel variable becomes copy 0; the other copies are exact
-    replicas, so the layer's outputs are unchanged (for any `p`).
-
-    Args:
-        layer: a built layer of a class in `registry.MK_CLASSES`.
-        config: its `MKConfig`.
-    """
-    kernel, bias = _keras_private.kernel_and_bias(layer)
-    _keras_private.swap_class(layer, registry.mk_class_for(layer), kernel, bias)
-    # Keras bound a `quantize` wrapper of the plain class to the instance;
-    # the MK class's refuses instead.
-    _keras_private.drop_instance_method(layer, "quantize")
-    mk_layer.finish_conversion(layer, config)
-
-
-def convert_layers(model, plan):
-    """Converts the layers of `model` at the paths of `plan` in place.
-
-    Args:
-        model: a built model.
-        plan: dict `path -> MKConfig`.
-    """
-    converted = 0
-    for path, layer in registry.iter_layers(model):
-        if path in plan:
-            convert_layer(layer, plan[path])
-            converted += 1
-    if converted != len(plan):
-        raise ValueError(
-            f"Only {converted} of the {len(plan)} layers to convert were "
-            f"found in model '{model.name}'."
-        )
-
-
 def conversion_plan(model, layers=None, **mk_arguments):
     """Validates everything and lists what `clone_model` would convert.
 
@@ -252,9 +214,9 @@ def clone_model(model, *, layers=None, **mk_arguments):
     plan = conversion_plan(model, layers, **mk_arguments)
     copy = model_checks.copy_model(model)
     model_checks.copy_variables(model, copy, "convert")
-    convert_layers(copy, plan)
+    converting.convert_layers(copy, plan)
     warn_left_plain(copy)
-    return save_guard.guard_saves(copy)
+    return saving.guard_saves(copy)
 
 
 def warn_left_plain(model):
@@ -331,7 +293,7 @@ def clone_function(layer=None, /, **mk_arguments):
 
     def convert(path, layer):
         _check_convertible(path, layer)
-        convert_layer(layer, _layer_config(config, counter[0]))
+        converting.convert_layer(layer, _layer_config(config, counter[0]))
         counter[0] += 1
 
     def clone(layer):
@@ -360,7 +322,7 @@ def clone_function(layer=None, /, **mk_arguments):
         for path, sublayer in nested:
             convert(path, sublayer)
         if nested:
-            save_guard.mark_undescribed(new)
+            saving.mark_undescribed(new)
         return new
 
     return clone

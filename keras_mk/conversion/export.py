@@ -8,6 +8,7 @@ import tempfile
 
 import keras
 
+from keras_mk.conversion import atomic
 from keras_mk.conversion import collapsing
 from keras_mk.conversion import model_checks
 
@@ -31,6 +32,8 @@ def export_litert(model, filepath, input_signature=None):
     any backend can be shipped. The conversion needs TensorFlow:
     `pip install "keras-mk[litert]"` installs it with the LiteRT
     interpreter (`ai_edge_litert.interpreter.Interpreter`) to run the file.
+    The file is written atomically: an export that fails leaves a previous
+    file at `filepath` as it was.
 
     Args:
         model: a built `keras.Model`, with or without MK layers.
@@ -71,6 +74,12 @@ def export_litert(model, filepath, input_signature=None):
             f"the current backend is {keras.backend.backend()}."
         )
     plain = collapsing.collapse(model)
+    with atomic.atomic_write(filepath) as temporary:
+        _export(plain, temporary, input_signature)
+    return plain
+
+
+def _export(plain, filepath, input_signature):
     if keras.backend.backend() == "tensorflow":
         plain.export(
             filepath,
@@ -78,7 +87,7 @@ def export_litert(model, filepath, input_signature=None):
             input_signature=input_signature,
             verbose=False,
         )
-        return plain
+        return
     with tempfile.TemporaryDirectory() as directory:
         keras_file = os.path.join(directory, "collapsed.keras")
         plain.save(keras_file)
@@ -94,4 +103,3 @@ def export_litert(model, filepath, input_signature=None):
             "LiteRT export in a TensorFlow-backend subprocess failed:\n"
             + result.stderr[-3000:]
         )
-    return plain

@@ -9,8 +9,17 @@ archive whose `config.json` describes the plain architecture plus the
 conversion record (which layer paths, with which MK arguments). Loading
 rebuilds the architecture, re-converts those layers, then Keras loads the
 weights (all copies, seed states and the optimizer state) as usual.
+
+A layer that builds its sublayers in `__init__` (a KerasHub backbone,
+`MultiHeadAttention`) serializes only its own arguments, so a model's
+config may not describe all of its MK layers. Such MK layers are marked
+(`mark_undescribed`); `model.save` on a model from `keras_mk` writes
+through `save_model` instead (`guard_saves`), and any other whole-model
+save of a marked layer is refused by the layer itself (see
+`MKLayer.save_own_variables`).
 """
 
+import collections
 import json
 import os
 import tempfile
@@ -18,13 +27,146 @@ import tempfile
 import keras
 
 from keras_mk import _keras_private
-from keras_mk.conversion import clone
+from keras_mk.conversion import atomic
 from keras_mk.conversion import collapsing
+from keras_mk.conversion import converting
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
-from keras_mk.conversion import save_guard
 from keras_mk.layers import mk_layer
 from keras_mk.layers.config import MKConfig
+
+_MK_PREFIX = "keras_mk>MK"
+
+
+def _described_names(config):
+    """Counts the layer names of MK layer configs in a serialized config."""
+    names = collections.Counter()
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            name = item.get("registered_name")
+            inner = item.get("config")
+            if isinstance(name, str) and name.startswith(_MK_PREFIX):
+                if isinstance(inner, dict):
+                    names[inner.get("name")] += 1
+            stack.extend(item.values())
+    return names
+
+
+def mark_undescribed(root):
+    """Marks the MK layers of `root` that its config does not describe.
+
+    Returns:
+        The number of marked layers.
+    """
+    layers = [layer for _, layer in registry.mk_layers_of(root)]
+    if not layers:
+        return 0
+    described = _described_names(keras.saving.serialize_keras_object(root))
+    present = collections.Counter(layer.name for layer in layers)
+    marked = 0
+    for layer in layers:
+        # Names repeat in KerasHub models: when fewer configs than layers
+        # carry a name, every layer of that name is marked.
+        needs = described[layer.name] < present[layer.name]
+        if needs or mk_layer.needs_save_model(layer):
+            mk_layer.mark_needs_save_model(layer)
+            marked += 1
+    return marked
+
+
+def _is_local_file(filepath):
+    return not isinstance(filepath, str) or "://" not in filepath
+
+
+def _atomic_save(write, filepath, overwrite):
+    """Runs `write(path)` through `atomic.atomic_write` for a local file.
+
+    Returns False (nothing written) when `filepath` exists, `overwrite` is
+    false and the user declines Keras's prompt.
+    """
+    filepath = os.fspath(filepath)
+    if os.path.exists(filepath) and not overwrite:
+        if not _keras_private.ask_to_overwrite(filepath):
+            return False
+    with atomic.atomic_write(filepath) as temporary:
+        write(temporary)
+    return True
+
+
+def guard_saves(model):
+    """Makes the saves of an MK model atomic, and routes them where needed.
+
+    `model.save` and `model.save_weights` (and so `ModelCheckpoint` and
+    `BackupAndRestore`, which call them) write through
+    `atomic.atomic_write`: a save that fails leaves the previous file as it
+    was. For a model whose config does not describe all of its MK layers,
+    `model.save(path.keras)` writes what `keras_mk.save_model` writes and
+    `save_to_preset` is refused before anything is written. Remote paths
+    (`gs://...`) and sharded weights are written by Keras, in place.
+
+    Returns:
+        `model`, with these methods set on the instance.
+    """
+    if not registry.mk_layers_of(model):
+        return model
+    undescribed = mark_undescribed(model) > 0
+
+    def save(filepath, overwrite=True, zipped=None, **kwargs):
+        if undescribed:
+            if zipped is False or kwargs:
+                raise ValueError(
+                    f"Model '{model.name}' has MK layers that its config "
+                    "does not describe: it can be saved only as a `.keras` "
+                    "archive, with `keras_mk.save_model`. Received: "
+                    f"zipped={zipped}, {sorted(kwargs)}"
+                )
+            return save_model(model, filepath, overwrite=overwrite)
+        if zipped is False or not _is_local_file(filepath):
+            return keras.Model.save(
+                model, filepath, overwrite=overwrite, zipped=zipped, **kwargs
+            )
+        _atomic_save(
+            lambda path: keras.Model.save(
+                model, path, overwrite=True, zipped=zipped, **kwargs
+            ),
+            filepath,
+            overwrite,
+        )
+
+    def save_weights(filepath, overwrite=True, **kwargs):
+        if kwargs.get("max_shard_size") or not _is_local_file(filepath):
+            return keras.Model.save_weights(
+                model, filepath, overwrite=overwrite, **kwargs
+            )
+        _atomic_save(
+            lambda path: keras.Model.save_weights(
+                model, path, overwrite=True, **kwargs
+            ),
+            filepath,
+            overwrite,
+        )
+
+    def save_to_preset(preset_dir, *args, **kwargs):
+        raise ValueError(
+            f"`save_to_preset` cannot record the MK layers of model "
+            f"'{model.name}': `from_preset` would rebuild them plain. Save "
+            "the training state with `keras_mk.save_model(model, "
+            "'model.keras')`; for a preset of the deployable model, "
+            "`keras_mk.collapse(model).save_to_preset(preset_dir)`. "
+            f"Received: preset_dir={preset_dir!r}"
+        )
+
+    _keras_private.set_instance_method(model, "save", save)
+    _keras_private.set_instance_method(model, "save_weights", save_weights)
+    if undescribed and hasattr(model, "save_to_preset"):
+        _keras_private.set_instance_method(
+            model, "save_to_preset", save_to_preset
+        )
+    return model
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
@@ -45,8 +187,8 @@ class ConvertedModel:
             item["path"]: MKConfig(**item["config"])
             for item in config["mk_layers"]
         }
-        clone.convert_layers(model, plan)
-        return save_guard.guard_saves(model)
+        converting.convert_layers(model, plan)
+        return guard_saves(model)
 
 
 def _serialized(model):
@@ -80,6 +222,9 @@ def _serialized(model):
 def save_model(model, filepath, overwrite=True):
     """Saves any MK model (or plain model) to a `.keras` file.
 
+    The save is atomic: the file is written next to `filepath` and renamed
+    over it once complete, so a save that fails or is killed part-way
+    leaves the previous file as it was (see `keras_mk.conversion.atomic`).
     The file holds the plain architecture, the list of converted layers with
     their MK arguments, and every variable: kernel and bias copies, seed
     generator states and, for a compiled model, the optimizer state. Load it
@@ -110,11 +255,18 @@ def save_model(model, filepath, overwrite=True):
             "`keras_mk.save_model` writes a `.keras` archive; the path must "
             f"end in `.keras`. Received: filepath={filepath}"
         )
-    with mk_layer.full_save_allowed():
-        keras.Model.save(model, filepath, overwrite=overwrite)
-    if registry.mk_layers_of(model):
-        data = _to_json(_serialized(model))
-        _keras_private.replace_archive_config(filepath, data)
+    # Everything that can fail before a byte is written.
+    data = (
+        _to_json(_serialized(model)) if registry.mk_layers_of(model) else None
+    )
+
+    def write(path):
+        with mk_layer.full_save_allowed():
+            keras.Model.save(model, path, overwrite=True)
+        if data is not None:
+            _keras_private.replace_archive_config(path, data)
+
+    _atomic_save(write, filepath, overwrite)
 
 
 def _to_json(config):
@@ -161,6 +313,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     compile_config = _keras_private.read_archive_config(filepath).get(
         "compile_config"
     )
+    guard_saves(model)
     if not compile or not compile_config:
         return model
     with keras.saving.custom_object_scope(custom_objects or {}):

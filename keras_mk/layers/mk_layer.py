@@ -60,12 +60,6 @@ def encode_record(class_name, arguments):
     return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
 
-def decode_record(value):
-    """The inverse of `encode_record`: `(class_name, arguments)`."""
-    record = json.loads(np.asarray(value).astype(np.uint8).tobytes())
-    return record["class_name"], record["arguments"]
-
-
 class MKLayer:
     """Mixin turning a Keras kernel layer into a Majority Kernels layer.
 

@@ -234,7 +234,7 @@ def load(name, directory):
     import keras_hub
 
     family = TASKS[name][1]
-    kwargs = {"num_classes": 2} if family.endswith("Classifier") else {}
+    kwargs = {}  # `num_classes=` would make KerasHub drop the head's weights
     if family == "Seq2SeqLM":
         kwargs["preprocessor"] = (
             keras_hub.models.Seq2SeqLMPreprocessor.from_preset(

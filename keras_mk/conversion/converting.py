@@ -1,0 +1,48 @@
+"""Converting built layers to MK layers in place.
+
+The primitive both conversion (`clone`) and loading (`saving`) use: the
+layer's class becomes its MK class, its built kernel becomes copy 0 and
+`expansion - 1` replicas are added next to it, the way Keras's own
+`enable_lora` and `Model.quantize` change built layers.
+"""
+
+from keras_mk import _keras_private
+from keras_mk.conversion import registry
+from keras_mk.layers import mk_layer
+
+
+def convert_layer(layer, config):
+    """Turns a built Keras kernel layer into its MK class, in place.
+
+    The layer's kernel variable becomes copy 0; the other copies are exact
+    replicas, so the layer's outputs are unchanged (for any `p`).
+
+    Args:
+        layer: a built layer of a class in `registry.MK_CLASSES`.
+        config: its `MKConfig`.
+    """
+    kernel, bias = _keras_private.kernel_and_bias(layer)
+    _keras_private.swap_class(layer, registry.mk_class_for(layer), kernel, bias)
+    # Keras bound a `quantize` wrapper of the plain class to the instance;
+    # the MK class's refuses instead.
+    _keras_private.drop_instance_method(layer, "quantize")
+    mk_layer.finish_conversion(layer, config)
+
+
+def convert_layers(model, plan):
+    """Converts the layers of `model` at the paths of `plan` in place.
+
+    Args:
+        model: a built model.
+        plan: dict `path -> MKConfig`.
+    """
+    converted = 0
+    for path, layer in registry.iter_layers(model):
+        if path in plan:
+            convert_layer(layer, plan[path])
+            converted += 1
+    if converted != len(plan):
+        raise ValueError(
+            f"Only {converted} of the {len(plan)} layers to convert were "
+            f"found in model '{model.name}'."
+        )

@@ -307,6 +307,56 @@ class MKLayer:
             if regularizer is not None:
                 self.add_loss(regularizer(value))
 
+    def _check_fixed_probabilities(self, p):
+        """Validates `fixed_probabilities` (see `call`)."""
+        kernel_shape = tuple(self._kernel_copies[0].shape)
+        expected = (self.expansion,) + kernel_shape
+        shape = tuple(getattr(p, "shape", None) or np.shape(p))
+        fits = (
+            len(shape) == len(expected)
+            and shape[0] == self.expansion
+            and all(d in (1, k, None) for d, k in zip(shape[1:], kernel_shape))
+        )
+        if not fits:
+            per_unit = (self.expansion,) + unit_shape(self, kernel_shape)
+            raise ValueError(
+                f"`fixed_probabilities` of MK layer '{self.name}' must have "
+                f"shape {expected} (`(expansion,) + kernel_shape`), or 1 "
+                f"on axes after the first, e.g. {per_unit} for one `p` per "
+                f"output unit. Received: fixed_probabilities.shape={shape}"
+            )
+
+    def __call__(self, *args, **kwargs):
+        # Host arrays are checked here, before Keras turns them into
+        # backend tensors (which `call` does not check, see there).
+        p = args[2] if len(args) > 2 else kwargs.get("fixed_probabilities")
+        training = args[1] if len(args) > 1 else kwargs.get("training")
+        if training and isinstance(p, (np.ndarray, list, tuple)):
+            if self.built:
+                self._check_fixed_probabilities(p)
+            self._check_probability_values(p)
+        return super().__call__(*args, **kwargs)
+
+    def _check_probability_values(self, p):
+        """Refuses a host `fixed_probabilities` off the simplex."""
+        values = np.asarray(p, dtype="float64")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(
+                f"`fixed_probabilities` of MK layer '{self.name}' has "
+                "values that are not finite (NaN or inf). Received: "
+                f"fixed_probabilities with {np.sum(~np.isfinite(values))} "
+                "such values"
+            )
+        sums = values.sum(axis=0)
+        if np.any(values < 0) or not np.allclose(sums, 1.0, atol=1e-5):
+            raise ValueError(
+                f"`fixed_probabilities` of MK layer '{self.name}' must be "
+                "non-negative and sum to 1 over its first axis (the "
+                "copies). Received: min value "
+                f"{values.min():.3g}, sums from {sums.min():.6g} to "
+                f"{sums.max():.6g}"
+            )
+
     def _mix(self, copies, training, fixed_p=None, kernel=True):
         if len(copies) == 1:
             return copies[0]
@@ -335,11 +385,20 @@ class MKLayer:
             inputs: the input tensor.
             training: whether to draw fresh probabilities (True) or use the
                 mean of the copies (False or None).
-            fixed_probabilities: optional fixed `p` for the kernel, shape
-                `(expansion,) + kernel_shape`, used instead of a random draw
-                when `training` is true. (Not the `probabilities` argument
-                of the layer, which names the distribution `p` is drawn
-                from.)
+            fixed_probabilities: optional fixed `p` for the kernel, used
+                instead of a random draw when `training` is true and
+                ignored otherwise (inference uses the mean of the copies).
+                Shape `(expansion,) + kernel_shape`, or 1 on any axis
+                after the first (`(expansion,) + unit shape`: one `p` per
+                output unit, as ADV-MK's per-unit sharing passes); any
+                other shape raises a `ValueError` naming the expected one.
+                A NumPy array or Python list must be finite, non-negative
+                and sum to 1 over its first axis (checked on the host when
+                the layer is called). A backend tensor is not, on purpose:
+                ADV-MK passes computed tensors inside compiled steps, where
+                a check would cost a device synchronisation every step.
+                (Not the `probabilities` argument of the layer, which names
+                the distribution `p` is drawn from.)
         """
         # The copies are mixed in their own dtype (float32 under a mixed
         # precision policy) and the result cast once to the compute dtype:
@@ -349,6 +408,8 @@ class MKLayer:
             kernels = [v.value for v in self._kernel_copies]
             biases = [v.value for v in self._bias_copies]
         fixed_p = fixed_probabilities if training else None
+        if fixed_p is not None:
+            self._check_fixed_probabilities(fixed_p)
         kernel = self._mix(kernels, training, fixed_p)
         bias = self._mix(biases, training, kernel=False) if biases else None
         self._regularize(kernel, bias)

@@ -44,6 +44,8 @@ def outputs(task, name):
     if name == "masked_lm":
         features = hub_tasks.masked_lm_features()
         return _numpy(task.preprocessor.tokenizer(x)), _numpy(task(features))
+    if isinstance(x, np.ndarray) and x.dtype.kind == "U":
+        x = x.tolist()  # byte-pair tokenizers take lists, not NumPy strings
     features = task.preprocessor(x)
     if isinstance(features, tuple):
         features = features[0]  # (x, y, sample_weight) of an LM
@@ -128,7 +130,7 @@ FAMILY_BACKEND = {
 
 FRESH_SCRIPT = """
 import json, sys
-import keras_hub, numpy as np
+import keras, keras_hub, numpy as np
 sys.path.insert(0, sys.argv[3])
 import hub_tasks
 name, preset = sys.argv[1], sys.argv[2]
@@ -139,7 +141,7 @@ if name in hub_tasks.GENERATES:
     report["generated"] = [str(s) for s in np.asarray(
         task.generate(hub_tasks.prompts(name), max_length=8)).ravel()]
 if name == "masked_lm":
-    report["outputs"] = np.asarray(
+    report["outputs"] = keras.ops.convert_to_numpy(
         task(hub_tasks.masked_lm_features())).tolist()
 else:
     report["outputs"] = np.asarray(task.predict(x, verbose=0)).tolist()

@@ -182,3 +182,51 @@ def test_reseeded_draws_other_values_only_where_the_seed_repeats():
     assert reseeded(generator, 1) is generator  # already draws anew
     zeros = keras.initializers.Zeros()
     assert reseeded(zeros, 1) is zeros  # not random
+
+
+# Issue 23: `fixed_probabilities` was broadcast from any shape that fit
+# (`(5,)`, `(3,)`, `(4,)` for a `(3, 8, 4)` kernel), or failed deep inside.
+@pytest.mark.parametrize(
+    "shape",
+    [(5,), (3,), (4,), (2,), (3, 8), (2, 8, 4), (3, 8, 5), (3, 1, 8, 4)],
+)
+def test_fixed_probabilities_of_a_wrong_shape_name_the_expected_one(shape):
+    layer = keras_mk.layers.MKDense(4, expansion=3)
+    x = np.ones((2, 8), "float32")
+    layer(x)
+    p = np.full(shape, 1 / 3, "float32")
+    with pytest.raises(ValueError, match=r"fixed_probabilities.*\(3, 8, 4\)"):
+        layer(x, training=True, fixed_probabilities=p)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 4), (3, 1, 4), (3, 8, 1), (3, 1, 1)])
+def test_fixed_probabilities_broadcast_on_axes_after_the_first(shape):
+    layer = keras_mk.layers.MKDense(4, expansion=3)
+    x = np.ones((2, 8), "float32")
+    layer(x)
+    p = np.zeros(shape, "float32")
+    p[1] = 1.0  # copy 1 alone
+    got = layer(x, training=True, fixed_probabilities=p)
+    expected = x @ keras.ops.convert_to_numpy(layer.kernel_copies[1].value)
+    expected = expected + keras.ops.convert_to_numpy(layer.bias)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(got), expected, rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [(np.nan, "not finite"), (-1.0, "non-negative"), (0.5, "sum to 1")],
+)
+def test_fixed_probabilities_off_the_simplex_are_refused(value, message):
+    layer = keras_mk.layers.MKDense(4, expansion=3)
+    x = np.ones((2, 8), "float32")
+    layer(x)
+    p = np.full((3, 8, 4), 1 / 3)
+    p[0, 0, 0] = value
+    if value == -1.0:
+        p[1, 0, 0] = 2 / 3 + 1.0  # still sums to 1
+    with pytest.raises(ValueError, match=message):
+        layer(x, training=True, fixed_probabilities=p)
+    # Ignored at inference: the mean of the copies.
+    layer(x, training=False, fixed_probabilities=p)

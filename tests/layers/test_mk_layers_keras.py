@@ -83,6 +83,30 @@ CASES = [
         (2, 4, 4, 3),
         4,
     ),
+    (
+        "conv1d_transpose",
+        layers.MKConv1DTranspose,
+        {"filters": 4, "kernel_size": 3},
+        (2, 8, 3),
+        (2, 10, 4),
+        4,
+    ),
+    (
+        "conv2d_transpose",
+        layers.MKConv2DTranspose,
+        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
+        (2, 4, 4, 3),
+        (2, 8, 8, 4),
+        4,
+    ),
+    (
+        "conv3d_transpose",
+        layers.MKConv3DTranspose,
+        {"filters": 2, "kernel_size": 2},
+        (2, 3, 3, 3, 3),
+        (2, 4, 4, 4, 2),
+        4,
+    ),
 ]
 
 

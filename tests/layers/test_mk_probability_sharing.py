@@ -17,6 +17,12 @@ def numpy(x):
 CASES = {
     "dense": (lambda **k: layers.MKDense(6, **k), (2, 5), (1,)),
     "conv2d": (lambda **k: layers.MKConv2D(6, 3, **k), (2, 8, 8, 3), (3,)),
+    # A transposed conv's kernel is (h, w, filters, channels).
+    "conv2d_transpose": (
+        lambda **k: layers.MKConv2DTranspose(6, 3, **k),
+        (2, 8, 8, 3),
+        (2,),
+    ),
     "depthwise": (
         lambda **k: layers.MKDepthwiseConv2D(3, depth_multiplier=2, **k),
         (2, 8, 8, 3),

@@ -58,6 +58,24 @@ PLAIN_PAIRS = [
         (2, 6, 6, 3),
     ),
     (
+        layers.MKConv1DTranspose,
+        keras.layers.Conv1DTranspose,
+        {"filters": 3, "kernel_size": 3, "strides": 2},
+        (2, 5, 4),
+    ),
+    (
+        layers.MKConv2DTranspose,
+        keras.layers.Conv2DTranspose,
+        {"filters": 3, "kernel_size": 3, "padding": "same"},
+        (2, 5, 5, 4),
+    ),
+    (
+        layers.MKConv3DTranspose,
+        keras.layers.Conv3DTranspose,
+        {"filters": 2, "kernel_size": 2},
+        (2, 3, 3, 3, 2),
+    ),
+    (
         layers.MKDepthwiseConv1D,
         keras.layers.DepthwiseConv1D,
         {"kernel_size": 2},

@@ -37,6 +37,7 @@ import traceback
 import numpy as np
 
 from benchmarks import common
+from benchmarks import hub_task_coverage
 
 TOLERANCE = 1e-5
 
@@ -461,6 +462,7 @@ def update_docs():
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Reasons:", ""] + notes
+    lines += [""] + hub_task_coverage.table_lines()
     with open(os.path.join(common.DOCS, "coverage.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 

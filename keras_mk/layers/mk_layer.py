@@ -331,11 +331,17 @@ class MKLayer:
         # backend tensors (which `call` does not check, see there).
         p = args[2] if len(args) > 2 else kwargs.get("fixed_probabilities")
         training = args[1] if len(args) > 1 else kwargs.get("training")
-        if training and isinstance(p, (np.ndarray, list, tuple)):
-            if self.built:
-                self._check_fixed_probabilities(p)
-            self._check_probability_values(p)
+        if training and p is not None:
+            self._check_probability_arguments(p)
         return super().__call__(*args, **kwargs)
+
+    def _check_probability_arguments(self, p):
+        """The checks of `fixed_probabilities` that cost nothing per step:
+        its shape (once built) and, for a host array, its values."""
+        if self.built:
+            self._check_fixed_probabilities(p)
+        if isinstance(p, (np.ndarray, list, tuple)):
+            self._check_probability_values(p)
 
     def _check_probability_values(self, p):
         """Refuses a host `fixed_probabilities` off the simplex."""

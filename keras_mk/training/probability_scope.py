@@ -53,7 +53,9 @@ def probabilities_scope(assignments):
 
     Args:
         assignments: a dict or a list of `(layer, p)` pairs. `p` is a tensor
-            of shape `(expansion,) + kernel_shape`, a callable `p(layer)`
+            of shape `(expansion,) + kernel_shape` (checked as the layer's
+            `fixed_probabilities` is: a wrong shape, or a NumPy array off
+            the simplex, raises a `ValueError`), a callable `p(layer)`
             evaluated at call time (inside traced train steps, so it may draw
             from the layer's seed generator), or None to let the layer draw
             its own random `p`.
@@ -76,6 +78,10 @@ def probabilities_scope(assignments):
                     "`probabilities_scope` expects MK layers. "
                     f"Received: layer={layer!r}"
                 )
+            if not callable(p) and p is not None:
+                # Checked once here, as `layer(x, fixed_probabilities=p)`
+                # would check it: the scope calls `call` directly.
+                layer._check_probability_arguments(p)
             forced = _forced_call(layer, layer.call, p)
             stack.enter_context(
                 _keras_private.instance_method(layer, "call", forced)

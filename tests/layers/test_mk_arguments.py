@@ -230,3 +230,16 @@ def test_fixed_probabilities_off_the_simplex_are_refused(value, message):
         layer(x, training=True, fixed_probabilities=p)
     # Ignored at inference: the mean of the copies.
     layer(x, training=False, fixed_probabilities=p)
+
+
+def test_probabilities_scope_checks_fixed_probabilities_on_entry():
+    from keras_mk.training import probabilities_scope
+
+    layer = keras_mk.layers.MKDense(4, expansion=3)
+    layer(np.ones((2, 8), "float32"))
+    with pytest.raises(ValueError, match=r"\(3, 8, 4\)"):
+        with probabilities_scope({layer: np.full((3,), 1 / 3)}):
+            pass
+    with pytest.raises(ValueError, match="sum to 1"):
+        with probabilities_scope({layer: np.full((3, 8, 4), 0.5)}):
+            pass

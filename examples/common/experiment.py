@@ -52,16 +52,19 @@ def _algorithms(flags):
     return tuple(n for n in algorithms.ALGORITHMS if n in names)
 
 
-def fits_per_setting(names, rates, seeds, expansion):
-    """How many models one setting trains (for the progress bar)."""
-    per_swept = rates + seeds - 1
+def fits_per_setting(names, rates, seeds, expansion, selection_seeds):
+    """How many models one setting trains before any guard extends its
+    grid or budget (the progress bar's first total)."""
+    selection = min(selection_seeds, seeds)
+    per_swept = rates * selection + seeds - selection
     ensemble = {algorithms.ENSEMBLE, algorithms.DISTILLED} & set(names)
     swept = [n for n in runner.SWEPT if n in names]
     if ensemble and algorithms.BASELINE not in swept:
         swept.append(algorithms.BASELINE)
-    fits = len(swept) * per_swept
+    read = [n for n in swept if runner.READ_FROM.get(n) in swept]
+    fits = (len(swept) - len(read)) * per_swept
     if ensemble:
-        fits += seeds * (expansion - 1)
+        fits += seeds * expansion
     if algorithms.DISTILLED in names:
         fits += per_swept
     return fits
@@ -99,13 +102,19 @@ def run_experiment(args):
             exponents=tuple(args.lr_exponents),
             seeds=args.seeds,
             budget=_with_optimizer(budget, optimizer),
+            selection_seeds=args.selection_seeds,
+            guarded=not args.smoke,
         )
         for d in data.values()
         for topology in args.topologies
         for optimizer in args.optimizers
     ]
     total = len(settings) * fits_per_setting(
-        names, len(args.lr_exponents), args.seeds, args.expansion
+        names,
+        len(args.lr_exponents),
+        args.seeds,
+        args.expansion,
+        args.selection_seeds,
     )
     progress = tqdm(
         total=total,
@@ -142,6 +151,8 @@ def run_experiment(args):
             "algorithms": list(names),
             "lr_exponents": list(args.lr_exponents),
             "seeds": args.seeds,
+            "selection_seeds": args.selection_seeds,
+            "guarded": not args.smoke,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "expansion": args.expansion,
@@ -149,6 +160,7 @@ def run_experiment(args):
             "adversarial_only": args.adv_d1,
             "full": args.full,
             "smoke": args.smoke,
+            "mnist1d_samples": args.mnist1d_samples,
         },
         "environment": _environment(),
         "data": {name: d.sizes() for name, d in data.items()},

@@ -37,7 +37,7 @@ from examples.common.backend import default_backend
 from examples.common.backend import select_backend
 
 DATASETS = ("mnist1d", "digits", "digits-noisy", "cifar10")
-TOPOLOGIES = ("A1", "A2", "A3")
+TOPOLOGIES = ("A1", "A2", "A3", "CNN")
 ALGORITHM_FLAGS = (
     "baseline",
     "baseline-long",
@@ -65,7 +65,7 @@ REDUCED = dict(
     epochs=30,
 )
 FULL = dict(
-    topologies=list(TOPOLOGIES),
+    topologies=["A1", "A2", "A3"],
     optimizers=["adam", "sgd"],
     algorithms=ALL,
     lr_exponents=list(range(-4, 6)),
@@ -115,7 +115,12 @@ def parse_args(argv=None):
         "training examples",
     )
     parser.add_argument(
-        "--topologies", nargs="+", choices=TOPOLOGIES, default=None
+        "--topologies",
+        nargs="+",
+        choices=TOPOLOGIES,
+        default=None,
+        help="A1-A3: the paper's MLPs; CNN: MNIST-1D's small CNN (three "
+        "Conv1D; no SUBSET)",
     )
     parser.add_argument(
         "--optimizers", nargs="+", choices=("adam", "sgd"), default=None

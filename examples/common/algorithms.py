@@ -33,7 +33,7 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 
 import keras_mk
-from examples.common.models import build_mlp
+from examples.common.models import build_model
 from examples.common.models import build_subset_mlp
 from keras_mk import baselines
 from keras_mk import training
@@ -340,7 +340,7 @@ def _build(algorithm, data, hidden_units, seed, budget, teacher):
     shape, classes = data.input_shape, data.num_classes
 
     def build(s):
-        return build_mlp(shape, classes, hidden_units, seed=s)
+        return build_model(shape, classes, hidden_units, seed=s)
 
     if algorithm == SUBSET:
         model = build_subset_mlp(

@@ -188,6 +188,13 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=None, help="TFDS data dir")
     parser.add_argument("--output", default="outputs/main")
     parser.add_argument(
+        "--resume",
+        default=None,
+        metavar="DIR",
+        help="keep every finished run in DIR/runs.jsonl and reuse the runs "
+        "kept there (an interrupted job continues; curves only, no models)",
+    )
+    parser.add_argument(
         "--no-export",
         action="store_true",
         help="skip saving the collapsed .keras/.tflite model",

@@ -140,6 +140,30 @@ class Run:
     probabilities: list = None
     inference_params: int = None
 
+    def as_record(self, digits=4):
+        """A JSON-ready record (curves rounded; no model), for
+        `from_record` after an interruption."""
+        return {
+            "algorithm": self.algorithm,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+            "curves": {
+                k: [round(float(v), digits) for v in curve]
+                for k, curve in self.curves.items()
+            },
+            "training_params": self.training_params,
+            "seconds": self.seconds,
+            "extra": self.extra,
+            "inference_params": self.inference_params,
+        }
+
+    @classmethod
+    def from_record(cls, record):
+        """The `Run` of an `as_record` record: no model, no
+        probabilities."""
+        fields = {k: v for k, v in record.items() if k != "key"}
+        return cls(deployed=None, **fields)
+
     def truncated(self, algorithm, epochs):
         """This run's first `epochs` epochs, read as `algorithm`'s run.
 

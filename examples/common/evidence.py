@@ -39,6 +39,7 @@ def _row(cell, kept):
         "cell": cell["name"],
         "question": cell["question"],
         "wall_time_s": kept["wall_time_s"],
+        "training_s": kept.get("training_s", kept["wall_time_s"]),
         "backend": kept["environment"]["backend"],
         "versus": top["versus"],
         "seeds": top["seeds"],
@@ -75,8 +76,10 @@ COLUMNS = (
     ("MK's guards", lambda r: _cells(r, "mk_guards", str)),
     ("Other algorithms", lambda r: _cells(
         r, "others", lambda o: "; ".join(o) or "-")),
-    ("Wall time", lambda r: _cells(r, "wall_time_s", lambda s: (
-        f"{s / 60:.0f} min ({r['backend']})"))),
+    ("Wall time (training, all sessions)", lambda r: _cells(
+        r, "wall_time_s", lambda s: (
+            f"{s / 60:.0f} min ({r['training_s'] / 60:.0f} min, "
+            f"{r['backend']})"))),
 )  # fmt: skip
 
 

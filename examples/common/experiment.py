@@ -20,6 +20,7 @@ from examples.common import report
 from examples.common import results
 from examples.common import runner
 from examples.common.models import TOPOLOGIES
+from examples.common.run_store import RunStore
 
 
 def _environment():
@@ -86,6 +87,7 @@ def run_experiment(args):
         adversarial_epsilon=args.adv_epsilon,
         adversarial_only=args.adv_d1,
     )
+    store = RunStore(args.resume) if args.resume else None
     data = {}
     for name in args.datasets:
         loaded = datasets.load(
@@ -104,6 +106,7 @@ def run_experiment(args):
             budget=_with_optimizer(budget, optimizer),
             selection_seeds=args.selection_seeds,
             guarded=not args.smoke,
+            store=store,
         )
         for d in data.values()
         for topology in args.topologies
@@ -128,7 +131,7 @@ def run_experiment(args):
         new_runs, new_sweeps, mk = runner.Protocol(setting, progress).run()
         runs += new_runs
         sweeps += new_sweeps
-        if mk is not None and not to_export:
+        if mk is not None and mk.deployed is not None and not to_export:
             name = (
                 f"{setting.data.name}_{setting.topology}_"
                 f"{setting.optimizer}_mk_collapsed"

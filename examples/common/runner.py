@@ -67,6 +67,7 @@ class Setting:
     budget: algorithms.Budget
     selection_seeds: int = 3
     guarded: bool = True
+    store: object = None
 
 
 def record(run, setting, epochs, found):
@@ -130,8 +131,11 @@ class Protocol:
         if known is not None and (has_model or not needs_model):
             return known
         longer = self._longer(READ_FROM.get(algorithm), rate, seed, epochs)
+        stored = self._stored(key, teacher)
         if longer is not None and not needs_model:
             self.trained[key] = longer.truncated(algorithm, epochs)
+        elif stored is not None and not needs_model:
+            self.trained[key] = stored
         else:
             s = self.setting
             self.progress.set_postfix_str(
@@ -148,8 +152,32 @@ class Protocol:
                 teacher=teacher,
                 epochs=epochs,
             )
+            self._store(key, teacher)
             self.progress.update()
         return self.trained[key]
+
+    def _store_key(self, key, teacher):
+        """The run's key in `setting.store`; None when not stored (no
+        store, or a DISTILLED run: its teacher is not stored)."""
+        s = self.setting
+        if s.store is None or teacher is not None:
+            return None
+        algorithm, rate, seed, epochs = key
+        return (
+            f"{s.data.name}|{s.topology}|{s.optimizer}|"
+            f"e{s.budget.expansion}|{algorithm}|{rate:.6g}|{seed}|{epochs}"
+        )
+
+    def _stored(self, key, teacher):
+        """The run of `key` kept by an earlier, interrupted invocation."""
+        name = self._store_key(key, teacher)
+        record = name and self.setting.store.get(name)
+        return algorithms.Run.from_record(record) if record else None
+
+    def _store(self, key, teacher):
+        name = self._store_key(key, teacher)
+        if name:
+            self.setting.store.add(name, self.trained[key].as_record())
 
     def _longer(self, algorithm, rate, seed, epochs):
         """A trained run of `algorithm` at `rate`, `seed`, >= `epochs`."""

@@ -25,7 +25,7 @@ class Surface:
         height = 0.9 - 0.01 * (exponent - self.optimum) ** 2
         best_epoch = min(epochs, self.plateau)
         reached = height * best_epoch / self.plateau
-        return [(reached + 0.001 * s, best_epoch) for s in range(self.seeds)]
+        return [(reached + 1e-4 * s, best_epoch) for s in range(self.seeds)]
 
 
 def test_interior_maximum_and_early_peak_extend_nothing():
@@ -42,23 +42,47 @@ def test_maximum_at_the_grid_top_extends_the_grid_until_interior():
     found = guards.search(surface, [-3, -1, 1, 3, 5], epochs=40)
     assert found.passed
     assert found.exponent == 7
-    # 6, 7 and 8 added one by one (ratio 1.5); 8 shows 7 is interior.
-    assert found.grid == [-3, -1, 1, 3, 5, 6, 7, 8]
-    assert found.extra_points == {"low": 0, "high": 3}
-    assert found.describe() == "held (+3 high)"
+    # 7 and 9 added one by one (the grid's own step, 1.5**2); 9 is clearly
+    # lower: 7 is interior.
+    assert found.grid == [-3, -1, 1, 3, 5, 7, 9]
+    assert found.extra_points == {"low": 0, "high": 2}
+    assert found.describe() == "held (+2 high)"
+    # On the paper's grid (step 1, ratio 1.5): 6, 7 and 8.
+    found = guards.search(Surface(7, 20), range(-4, 6), epochs=40)
+    assert found.grid == list(range(-4, 9)) and found.exponent == 7
 
 
 def test_maximum_at_the_grid_bottom_extends_the_low_side():
     found = guards.search(Surface(optimum=-5, plateau=5), [-3, -1, 1], 40)
     assert found.passed and found.exponent == -5
-    assert found.extra_points == {"low": 3, "high": 0}
+    assert found.extra_points == {"low": 2, "high": 0}
+
+
+def test_a_noisy_plateau_does_not_stop_the_grid():
+    # Flat within the seeds' noise from 2 to 7, then a better mode at 11:
+    # the end of a plateau is not "clearly lower", so the grid goes on.
+    levels = {1: 0.55, 3: 0.60, 5: 0.60, 7: 0.60, 9: 0.65, 11: 0.655}
+
+    def evaluate(exponent, epochs):
+        level = levels.get(exponent, 0.58)
+        return [(level + d, 10) for d in (-0.01, 0.0, 0.01)]
+
+    found = guards.search(evaluate, [1, 3, 5], epochs=40)
+    assert found.passed and found.exponent == 11
+    assert found.grid == [1, 3, 5, 7, 9, 11, 13]
+
+
+def test_clearly_lower_weighs_the_drop_against_the_seeds_noise():
+    assert guards.clearly_lower([0.60, 0.61, 0.62], [0.55, 0.56, 0.57])
+    assert not guards.clearly_lower([0.60, 0.61, 0.62], [0.59, 0.61, 0.60])
+    assert not guards.clearly_lower([0.6, 0.7, 0.5], [0.55, 0.45, 0.65])
 
 
 def test_a_maximum_beyond_the_cap_fails_the_grid_guard():
     found = guards.search(Surface(optimum=20, plateau=20), [0, 2], 40)
     assert not found.passed
     assert found.edge == "high"
-    assert max(found.grid) == 2 + guards.MAX_EXTRA_POINTS
+    assert max(found.grid) == 2 + 2 * guards.MAX_EXTRA_POINTS
     assert "grid's high end" in found.reasons()[0]
 
 
@@ -94,7 +118,7 @@ def test_seed_averaging_outvotes_one_lucky_seed():
     def evaluate(exponent, epochs):
         # Seed 0 alone prefers exponent 2; the mean of 3 seeds exponent 1.
         table = {0: [0.5, 0.5, 0.5], 1: [0.6, 0.7, 0.7], 2: [0.65, 0.4, 0.4]}
-        return [(v, 10) for v in table[exponent]]
+        return [(v, 10) for v in table.get(exponent, [0.1, 0.1, 0.1])]
 
     found = guards.search(evaluate, [0, 1, 2], epochs=40)
     assert found.exponent == 1

@@ -118,3 +118,26 @@ def test_a_failed_guard_makes_the_comparison_inconclusive():
         assert row["reason"] == (
             "BASELINE: validation accuracy still rising at 4x"
         )
+
+
+def test_a_kept_run_reads_back_and_truncates():
+    from examples.common import algorithms
+
+    curves = {"val_accuracy": [0.1, 0.3, 0.2], "test_accuracy": [0.1, 0.2, 0.3]}
+    run = algorithms.Run(
+        algorithm="BASELINE-LONG",
+        seed=1,
+        learning_rate=0.01,
+        curves=curves,
+        deployed=None,
+        training_params=10,
+        seconds=3.0,
+        inference_params=10,
+    )
+    back = algorithms.Run.from_record(dict(run.as_record(), key="k"))
+    assert back.curves == curves and back.inference_params == 10
+    assert back.best_epoch == 1 and back.at_best("test") == 0.2
+    short = run.truncated("BASELINE", 1)
+    assert short.algorithm == "BASELINE" and short.seconds == 1.0
+    assert short.curves["val_accuracy"] == [0.1]
+    assert short.extra == {"read_from": "BASELINE-LONG"}

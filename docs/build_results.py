@@ -124,8 +124,9 @@ def agreement(runs):
         [
             "## The same command on every backend",
             "",
-            "The default job (`python -m examples.main`) on each backend, "
-            f"one after the other on this machine (wall time: {times}). "
+            "The default job (`python -m examples.main --backend B`, B in "
+            f"{', '.join(backends)}) one after the other on this machine "
+            f"(wall time: {times}). "
             "Bit-equal runs are not expected (each backend draws its own "
             "initial weights, data order and `p`); the same answer is.",
             "",

@@ -100,6 +100,15 @@ def partial_path(name):
     return os.path.join(EVIDENCE, "partial", name)
 
 
+def partial_runs(name):
+    """How many runs an unfinished cell has kept."""
+    path = os.path.join(partial_path(name), "runs.jsonl")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        return sum(1 for line in f if line.strip())
+
+
 def finished(name):
     """The kept results of cell `name`, or None if it was not run."""
     path = cell_path(name)
@@ -183,7 +192,7 @@ def main(argv=None):
     if args.report:
         from examples.common import evidence
 
-        evidence.write_report(CELLS, finished, EVIDENCE)
+        evidence.write_report(CELLS, finished, EVIDENCE, partial_runs)
         return 0
     names = args.cells or [c["name"] for c in CELLS]
     for cell in CELLS:

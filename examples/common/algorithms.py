@@ -140,7 +140,7 @@ class Run:
     probabilities: list = None
     inference_params: int = None
 
-    def as_record(self, digits=4):
+    def as_record(self, digits=6):
         """A JSON-ready record (curves rounded; no model), for
         `from_record` after an interruption."""
         return {

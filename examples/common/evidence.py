@@ -28,9 +28,14 @@ def _others(kept):
     return [row for row in kept["paired"] if not row.get("headline")]
 
 
-def _row(cell, kept):
+def _row(cell, kept, partial=0):
     if kept is None:
-        return {"cell": cell["name"], "question": cell["question"]}
+        state = f"{NOT_RUN} ({partial} runs kept)" if partial else NOT_RUN
+        return {
+            "cell": cell["name"],
+            "question": cell["question"],
+            "state": state,
+        }
     top = headline(kept)
     mk = next(
         r for r in kept["summary"] if r["algorithm"] == "MAJORITY KERNELS"
@@ -59,7 +64,7 @@ def _row(cell, kept):
 
 
 def _cells(row, key, formatter):
-    return NOT_RUN if "verdict" not in row else formatter(row[key])
+    return "-" if "verdict" not in row else formatter(row[key])
 
 
 COLUMNS = (
@@ -71,8 +76,8 @@ COLUMNS = (
         f"{100 * d:+.2f} [{100 * r['low']:+.2f}, {100 * r['high']:+.2f}]"))),
     ("Detectable (pts)", lambda r: _cells(
         r, "detectable", lambda d: f"{100 * d:.2f}")),
-    ("Verdict for MK", lambda r: _cells(r, "verdict", lambda v: (
-        f"**{v}**" + (f": {r['reason']}" if r["reason"] else "")))),
+    ("Verdict for MK", lambda r: r["state"] if "verdict" not in r else (
+        f"**{r['verdict']}**" + (f": {r['reason']}" if r["reason"] else ""))),
     ("MK's guards", lambda r: _cells(r, "mk_guards", str)),
     ("Other algorithms", lambda r: _cells(
         r, "others", lambda o: "; ".join(o) or "-")),
@@ -166,9 +171,19 @@ def plot(rows, path):
     plt.close(figure)
 
 
-def write_report(cells, finished, directory):
-    """Writes `map.md` (table and answer) and `../img/evidence_map.png`."""
-    rows = [_row(cell, finished(cell["name"])) for cell in cells]
+def write_report(cells, finished, directory, partial=lambda name: 0):
+    """Writes `map.md` (table and answer) and `../img/evidence_map.png`.
+
+    Args:
+        cells: the map's cells (`name`, `question`), in order.
+        finished: `name -> kept results or None`.
+        directory: where `map.md` goes (`docs/evidence`).
+        partial: `name -> runs kept of an unfinished cell`.
+    """
+    rows = [
+        _row(cell, finished(cell["name"]), partial(cell["name"]))
+        for cell in cells
+    ]
     image = os.path.join(os.path.dirname(directory), "img", "evidence_map.png")
     plot(rows, image)
     total = sum(r.get("wall_time_s", 0) for r in rows)
@@ -189,6 +204,7 @@ def write_report(cells, finished, directory):
         answer(rows),
         "",
     ]
+    os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "map.md"), "w") as f:
         f.write("\n".join(text))
     print(f"wrote {directory}/map.md and {image}")

@@ -55,9 +55,11 @@ def test_report_shows_unrun_cells_and_answers(tmp_path):
     kept = {"done": _kept("no detectable difference")}
     directory = tmp_path / "evidence"
     directory.mkdir()
-    evidence.write_report(cells, kept.get, str(directory))
+    evidence.write_report(
+        cells, kept.get, str(directory), {"todo": 7, "done": 0}.get
+    )
     text = (directory / "map.md").read_text()
-    assert "| `todo` | q2 | not run |" in text
+    assert "| `todo` | q2 | - | - | - | - | not run (7 runs kept) |" in text
     assert "ENSEMBLE: worse (-1.00)" in text
     assert "1 of 2 cells have finished (1 not run)" in text
     assert "nowhere we could measure" in text

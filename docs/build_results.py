@@ -22,6 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 HAND_WRITTEN = "<!-- hand-written -->"
+# Written by `python -m examples.evidence_map --report`, not by a run.
+EVIDENCE_FIGURE = "evidence_map.png"
 PAPER = """\
 ## The paper's numbers, for comparison
 
@@ -147,7 +149,7 @@ def build(sources):
     img = os.path.join(HERE, "img")
     os.makedirs(img, exist_ok=True)
     for name in os.listdir(img):
-        if name.endswith(".png"):
+        if name.endswith(".png") and name != EVIDENCE_FIGURE:
             os.remove(os.path.join(img, name))
     for name in sorted(os.listdir(source)):
         if name.endswith(".png"):
@@ -177,7 +179,7 @@ def build(sources):
                 "",
                 "`python -m examples.evidence_map` (guarded main job per "
                 "cell, kept in `docs/evidence/`; "
-                "[experiments.md](experiments.md#the-evidence-map)):",
+                "[experiments.md](experiments.md)):",
                 "",
                 f.read(),
             ]

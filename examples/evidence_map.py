@@ -9,10 +9,11 @@ datasets. A finished cell's results (summary, paired comparisons with
 their per-seed differences, searches, wall time; no curves) are written to
 `docs/evidence/<cell>.json`, kept in the repository: a stopped map resumes
 from its finished cells, and an interrupted cell from its finished runs
-(`docs/evidence/partial/<cell>/runs.jsonl`: curves, no models; commit it
-to continue elsewhere). A cell records the wall time of the invocation
-that finished it and the training time of all its runs over every
-invocation. `--report`
+(`docs/evidence/runs/<cell>/runs.jsonl`: curves, no models; commit it to
+continue elsewhere; kept after the cell finishes, so that `--rerun` after
+a change of the guards trains only the runs it lacks). A cell records the
+wall time of the invocation that finished it and the training time of all
+its runs over every invocation. `--report`
 writes the map's table, figure and answer paragraph
 (`docs/evidence/map.md`, `docs/img/evidence_map.png`), which
 `docs/build_results.py` puts into `docs/results.md`; a cell without a file
@@ -27,7 +28,6 @@ is shown as "not run".
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -96,8 +96,10 @@ def cell_path(name):
 
 
 def partial_path(name):
-    """Where an unfinished cell keeps its finished runs (`--resume`)."""
-    return os.path.join(EVIDENCE, "partial", name)
+    """Where a cell keeps its finished runs (`--resume`): kept after the
+    cell finishes too, so that a rerun (`--rerun`, e.g. after a guard
+    changed) trains only the runs it did not have."""
+    return os.path.join(EVIDENCE, "runs", name)
 
 
 def partial_runs(name):
@@ -143,7 +145,6 @@ def run_cell(cell, backend, output):
     with open(cell_path(cell["name"]), "w") as f:
         json.dump(kept, f, indent=1)
         f.write("\n")
-    shutil.rmtree(partial, ignore_errors=True)
     print(f"kept {cell_path(cell['name'])} ({data['wall_time_s']:.0f} s)")
 
 

@@ -192,7 +192,7 @@ def _sides_to_extend(grid, chosen, values):
     ]
 
 
-def search(evaluate, exponents, epochs, guarded=True):
+def search(evaluate, exponents, epochs, guarded=True, rate_factor=1):
     """Chooses a rate on seed-averaged validation accuracy, guarded.
 
     The grid grows by its own step (`exponents`' smallest gap: ratio 1.5
@@ -210,15 +210,18 @@ def search(evaluate, exponents, epochs, guarded=True):
         exponents: the starting grid's exponents.
         epochs: the starting budget.
         guarded: False evaluates the starting grid only (`--smoke`).
+        rate_factor: the high cap is this many times higher (MK under SGD:
+            `e`, Lemma B.2's `lr / e`; `mk_rate_factor`).
 
     Returns:
         A `Search`.
     """
     start = sorted(set(exponents))
     step = int(min(np.diff(start))) if len(start) > 1 else 1
+    beyond = int(np.ceil(np.log(rate_factor) / np.log(GRID_RATIO) - 1e-9))
     bounds = {
         "low": min(start) - MAX_EXTRA_POINTS * step,
-        "high": max(start) + MAX_EXTRA_POINTS * step,
+        "high": max(start) + MAX_EXTRA_POINTS * step + beyond,
     }
     grid, start_epochs = list(start), epochs
     while True:
@@ -253,6 +256,17 @@ def search(evaluate, exponents, epochs, guarded=True):
             rising=rising if guarded else False,
             checked=guarded,
         )
+
+
+def mk_rate_factor(algorithm_is_mk, optimizer, expansion):
+    """How much higher an algorithm's rate cap lies: `e` for MK under SGD.
+
+    Lemma B.2: under SGD the mean of MK's copies moves at `lr / e`, so its
+    best rate can lie `e` times above a baseline's (measured on MNIST-1D
+    A2: BASELINE-LONG best at 2.2, MK still rising at 4.9, the cap of the
+    plain grid). Adam's steps do not scale with the gradient: 1.
+    """
+    return expansion if algorithm_is_mk and optimizer == "sgd" else 1
 
 
 def minimum_detectable_difference(differences):

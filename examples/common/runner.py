@@ -207,7 +207,15 @@ class Protocol:
             return [(run.at_best("val"), run.best_epoch + 1) for run in runs]
 
         found = guards.search(
-            evaluate, s.exponents, s.budget.epochs_for(algorithm), s.guarded
+            evaluate,
+            s.exponents,
+            s.budget.epochs_for(algorithm),
+            s.guarded,
+            guards.mk_rate_factor(
+                algorithm in algorithms.MK_ALGORITHMS,
+                s.optimizer,
+                s.budget.expansion,
+            ),
         )
         self.searches[algorithm] = found
         chosen = self.rate(found.exponent)

@@ -161,3 +161,15 @@ def test_minimum_detectable_difference_is_2_8_standard_errors():
         pytest.approx(expected)
     )
     assert np.isnan(guards.minimum_detectable_difference([0.1]))
+
+
+def test_mk_under_sgd_may_go_e_times_higher():
+    assert guards.mk_rate_factor(True, "sgd", 3) == 3
+    assert guards.mk_rate_factor(True, "adam", 3) == 1
+    assert guards.mk_rate_factor(False, "sgd", 3) == 1
+    surface = Surface(optimum=30, plateau=20)
+    plain = guards.search(surface, [1, 3, 5], epochs=40)
+    mk = guards.search(surface, [1, 3, 5], epochs=40, rate_factor=3)
+    # 1.5**3 >= 3: three more exponents, one more point of step 2.
+    assert max(plain.grid) == 13 and max(mk.grid) == 15
+    assert mk.edge == "high"

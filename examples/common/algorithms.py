@@ -467,7 +467,7 @@ def train(
         _assign(evaluated, trained)
     deployed = evaluated
     if algorithm in MK_ALGORITHMS:
-        deployed = keras_mk.collapse(evaluated)
+        deployed = _collapsed(evaluated, model)
     if algorithm == SUBSET:
         deployed = baselines.subset_to_dense(model)
     return Run(
@@ -482,6 +482,16 @@ def train(
         probabilities=evaluator.probabilities or None,
         inference_params=deployed.count_params(),
     )
+
+
+def _collapsed(mk_model, plain):
+    """`keras_mk.collapse(mk_model)`; `plain` (untrained, the same
+    architecture) when training diverged: a rate too large for the grid's
+    guard to try is a run at chance accuracy, not an error."""
+    weights = [keras.ops.convert_to_numpy(w) for w in mk_model.weights]
+    if all(np.all(np.isfinite(w)) for w in weights):
+        return keras_mk.collapse(mk_model)
+    return plain
 
 
 def ensemble(members, data, budget):

@@ -141,3 +141,15 @@ def test_a_kept_run_reads_back_and_truncates():
     assert short.algorithm == "BASELINE" and short.seconds == 1.0
     assert short.curves["val_accuracy"] == [0.1]
     assert short.extra == {"read_from": "BASELINE-LONG"}
+
+
+def test_a_diverged_mk_run_deploys_the_plain_model():
+    import keras_mk
+    from examples.common import algorithms
+    from examples.common.models import build_mlp
+
+    plain = build_mlp((4,), 3, (5,))
+    mk_model = keras_mk.clone_model(plain, expansion=2)
+    assert algorithms._collapsed(mk_model, plain) is not plain
+    mk_model.weights[0].assign(np.full(mk_model.weights[0].shape, np.nan))
+    assert algorithms._collapsed(mk_model, plain) is plain

@@ -135,7 +135,15 @@ def plot(rows, path):
     figure, axis = plt.subplots(figsize=(8, max(3.0, 0.45 * len(rows) + 1.5)))
     for y, row in enumerate(rows):
         if "verdict" not in row:
-            axis.text(0, y, NOT_RUN, va="center", ha="center", fontsize=8)
+            axis.text(
+                0,
+                y,
+                NOT_RUN,
+                va="center",
+                ha="center",
+                fontsize=8,
+                bbox={"facecolor": "white", "edgecolor": "none"},
+            )
             continue
         color = VERDICT_COLORS[row["verdict"]]
         d, low, high = (100 * row[k] for k in ("difference", "low", "high"))
@@ -158,7 +166,7 @@ def plot(rows, path):
         )
     axis.axvline(0, color="gray", linewidth=0.8)
     axis.set_yticks(range(len(rows)), [r["cell"] for r in rows], fontsize=8)
-    axis.invert_yaxis()
+    axis.set_ylim(len(rows) - 0.5, -0.5)  # First cell on top.
     axis.set_xlabel(
         "MK minus the better baseline, test accuracy (points, 95% CI)"
     )

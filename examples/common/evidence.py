@@ -110,13 +110,18 @@ def answer(rows):
             "with the guards held: nowhere we could measure, so far."
         )
     if by["no detectable difference"]:
-        smallest = min(r["detectable"] for r in by["no detectable difference"])
+        detectable = [r["detectable"] for r in by["no detectable difference"]]
+        low, high = 100 * min(detectable), 100 * max(detectable)
+        span = (
+            f"{low:.1f}"
+            if f"{low:.1f}" == f"{high:.1f}"
+            else (f"{low:.1f}-{high:.1f}")
+        )
         parts.append(
             "No detectable difference in "
             f"{len(by['no detectable difference'])} "
-            f"({names['no detectable difference']}; these seeds would "
-            f"have detected differences of {100 * smallest:.1f} points or "
-            "more)."
+            f"({names['no detectable difference']}; their seeds would "
+            f"have detected differences of {span} points)."
         )
     if by["worse"]:
         parts.append(f"MK was worse in {len(by['worse'])} ({names['worse']}).")

@@ -13,6 +13,9 @@ MIN_TESTS ?= tests/test_keras_private.py tests/layers tests/conversion \
 	tests/training tests/baselines tests/diagnostics tests/distribution
 BACKENDS ?= tensorflow jax torch
 PYTEST_ARGS ?=
+# The demo runs on JAX: ~3x faster than TensorFlow on its tiny models, so
+# its guarded search fits in 10 minutes on 2 cores (docs/experiments.md).
+DEMO_BACKEND ?= jax
 DEMO_ARGS ?=
 
 .PHONY: install demo test test-backends $(addprefix test-backend-,$(BACKENDS)) \
@@ -28,7 +31,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m examples.main $(DEMO_ARGS)
+	$(BIN)/python -m examples.main --backend $(DEMO_BACKEND) $(DEMO_ARGS)
 
 # THE test command (CI's `.ci/run` calls exactly this): lint, the docs site,
 # then the whole suite once per backend (docstring and README examples and

@@ -1,10 +1,16 @@
-"""Writes `docs/results.md` from a main-job run and copies its plots.
+"""Writes `docs/results.md` from main-job runs and copies their plots.
 
-Reads only the run's files (`results.json`, `results.md`, `*.png`): no
-import of `examples`.
+Reads only the runs' files (`results.json`, `results.md`, `*.png`) and the
+evidence map's `docs/evidence/map.md`: no import of `examples`. The first
+source is the run shown in full; every source (the same command on each
+backend) goes into the backend-agreement table.
 
-python -m examples.main            # writes outputs/main/
-python docs/build_results.py       # docs/results.md, docs/img/*.png
+python -m examples.main --backend tensorflow --output outputs/demo_tensorflow
+python -m examples.main --backend jax --output outputs/demo_jax
+python -m examples.main --backend torch --output outputs/demo_torch
+python -m examples.evidence_map --report      # docs/evidence/map.md
+python docs/build_results.py --source outputs/demo_tensorflow \
+    outputs/demo_jax outputs/demo_torch       # docs/results.md, docs/img/
 """
 
 import argparse
@@ -16,6 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 HAND_WRITTEN = "<!-- hand-written -->"
+# Written by `python -m examples.evidence_map --report`, not by a run.
+EVIDENCE_FIGURE = "evidence_map.png"
 PAPER = """\
 ## The paper's numbers, for comparison
 
@@ -51,16 +59,97 @@ connected nets, +9.24% TPU time on ResNet-50, +0.85% on T5; an ensemble of
 """  # noqa: E501
 
 
-def build(source):
-    """Copies the run's `results.md` and plots into `docs/`."""
+def _load(source):
     with open(os.path.join(source, "results.json")) as f:
-        data = json.load(f)
+        return json.load(f)
+
+
+def _inside(value, row):
+    mean, half = row["test_accuracy_mean"], row["test_accuracy_ci"]
+    return mean - half <= value <= mean + half
+
+
+def agreement(runs):
+    """The backend-agreement section: the same command on every backend.
+
+    Args:
+        runs: `results.json` dicts of one command on different backends.
+
+    Returns:
+        Markdown: per algorithm, each backend's mean and 95% interval and
+        whether every mean lies inside every other backend's interval;
+        per comparison, each backend's verdict and whether they are equal.
+    """
+    backends = [r["environment"]["backend"] for r in runs]
+    rows = [{r["algorithm"]: r for r in run["summary"]} for run in runs]
+    lines = [
+        "| Algorithm | "
+        + " | ".join(f"{b} (%, 95% CI)" for b in backends)
+        + " | Each mean inside the others' intervals |",
+        "| --- |" + " --- |" * (len(runs) + 1),
+    ]
+    for name in rows[0]:
+        cells = [
+            f"{100 * r[name]['test_accuracy_mean']:.2f} ± "
+            f"{100 * r[name]['test_accuracy_ci']:.2f}"
+            for r in rows
+        ]
+        inside = all(
+            _inside(a[name]["test_accuracy_mean"], b[name])
+            for a in rows
+            for b in rows
+        )
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {'yes' if inside else 'NO'} |"
+        )
+    lines += [
+        "",
+        "| MK minus | " + " | ".join(backends) + " | Equal |",
+        "| --- |" + " --- |" * (len(runs) + 1),
+    ]
+    for i, row in enumerate(runs[0]["paired"]):
+        verdicts = [run["paired"][i]["verdict"] for run in runs]
+        cells = [
+            f"{v} ({100 * run['paired'][i]['difference_mean']:+.2f})"
+            for v, run in zip(verdicts, runs)
+        ]
+        equal = "yes" if len(set(verdicts)) == 1 else "NO"
+        lines.append(
+            f"| {row['versus']} | " + " | ".join(cells) + f" | {equal} |"
+        )
+    times = ", ".join(
+        f"{b} {r['wall_time_s'] / 60:.1f} min" for b, r in zip(backends, runs)
+    )
+    return "\n".join(
+        [
+            "## The same command on every backend",
+            "",
+            "The default job (`python -m examples.main --backend B`, B in "
+            f"{', '.join(backends)}) one after the other on this machine "
+            f"(wall time: {times}). "
+            "Bit-equal runs are not expected (each backend draws its own "
+            "initial weights, data order and `p`); the same answer is.",
+            "",
+        ]
+        + lines
+        + [""]
+    )
+
+
+def build(sources):
+    """Copies the first run's `results.md` and plots into `docs/`, adds
+    the backend agreement of all runs and the evidence map."""
+    source = sources[0]
+    runs = [_load(s) for s in sources]
+    data = runs[0]
     with open(os.path.join(source, "results.md")) as f:
         body = f.read().split("\n", 1)[1]  # Without the run's title.
     img = os.path.join(HERE, "img")
     os.makedirs(img, exist_ok=True)
     for name in os.listdir(img):
-        if name.endswith(".png"):
+        if name.endswith(".png") and name != EVIDENCE_FIGURE:
             os.remove(os.path.join(img, name))
     for name in sorted(os.listdir(source)):
         if name.endswith(".png"):
@@ -70,6 +159,7 @@ def build(source):
     command = "python -m examples.main"
     if options.get("full"):
         command += " --full"
+    command += f" --backend {data['environment']['backend']}"
     lines = [
         "# Results measured on this machine",
         "",
@@ -78,8 +168,22 @@ def build(source):
         "The protocol and what differs from the paper: "
         "[experiments.md](experiments.md).",
         body,
-        PAPER,
     ]
+    if len(runs) > 1:
+        lines.append(agreement(runs))
+    evidence = os.path.join(HERE, "evidence", "map.md")
+    if os.path.exists(evidence):
+        with open(evidence) as f:
+            lines += [
+                "## The evidence map",
+                "",
+                "`python -m examples.evidence_map` (guarded main job per "
+                "cell, kept in `docs/evidence/`; "
+                "[experiments.md](experiments.md)):",
+                "",
+                f.read(),
+            ]
+    lines.append(PAPER)
     path = os.path.join(HERE, "results.md")
     # The reading of a run is written by hand below this marker: kept.
     kept = ""
@@ -95,7 +199,10 @@ def build(source):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--source", default=os.path.join(ROOT, "outputs", "main")
+        "--source",
+        nargs="+",
+        default=[os.path.join(ROOT, "outputs", "main")],
+        help="main-job output directories; the first is shown in full",
     )
     build(parser.parse_args().source)
     print("wrote docs/results.md and docs/img/")

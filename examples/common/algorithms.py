@@ -33,7 +33,7 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 
 import keras_mk
-from examples.common.models import build_mlp
+from examples.common.models import build_model
 from examples.common.models import build_subset_mlp
 from keras_mk import baselines
 from keras_mk import training
@@ -126,6 +126,7 @@ class Run:
         extra: algorithm-specific measurements (ADV-MK's `p` statistics).
         probabilities: per-epoch class probabilities on the evaluation
             inputs (kept for BASELINE, to average ensembles).
+        inference_params: the deployed model's parameters.
     """
 
     algorithm: str
@@ -137,6 +138,50 @@ class Run:
     seconds: float
     extra: dict = dataclasses.field(default_factory=dict)
     probabilities: list = None
+    inference_params: int = None
+
+    def as_record(self, digits=6):
+        """A JSON-ready record (curves rounded; no model), for
+        `from_record` after an interruption."""
+        return {
+            "algorithm": self.algorithm,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+            "curves": {
+                k: [round(float(v), digits) for v in curve]
+                for k, curve in self.curves.items()
+            },
+            "training_params": self.training_params,
+            "seconds": self.seconds,
+            "extra": self.extra,
+            "inference_params": self.inference_params,
+        }
+
+    @classmethod
+    def from_record(cls, record):
+        """The `Run` of an `as_record` record: no model, no
+        probabilities."""
+        fields = {k: v for k, v in record.items() if k != "key"}
+        return cls(deployed=None, **fields)
+
+    def truncated(self, algorithm, epochs):
+        """This run's first `epochs` epochs, read as `algorithm`'s run.
+
+        Training never looks ahead, so the first E epochs of a longer run
+        are a run of E epochs: BASELINE's run is BASELINE-LONG's run (same
+        model, rate and seed) read up to BASELINE's budget. The weights
+        after epoch E were not kept: no `deployed`, no `probabilities`.
+        """
+        total = len(self.curves["val_accuracy"])
+        return dataclasses.replace(
+            self,
+            algorithm=algorithm,
+            curves={k: v[:epochs] for k, v in self.curves.items()},
+            deployed=None,
+            probabilities=None,
+            seconds=self.seconds * epochs / total,
+            extra={**self.extra, "read_from": self.algorithm},
+        )
 
     @property
     def best_epoch(self):
@@ -240,29 +285,41 @@ class _Compiled:
     Compiling a train step costs seconds, training these small models
     sometimes less: a new run of the same algorithm and shapes copies the
     freshly initialized variables into the compiled model, zeroes its
-    optimizer state and sets the learning rate, then trains it.
+    optimizer state and sets the learning rate, then trains it. The
+    compiled model is a second instance, never a run's deployed model: a
+    deployed model must not train again (a later ENSEMBLE member or
+    teacher would change, and JAX donates the buffers it trains).
     """
 
     def __init__(self):
         self.models = {}
 
-    def get(self, key, built, budget, learning_rate, steps):
-        """The compiled `(fitted, evaluated)` for `key`, reset to `built`."""
+    def get(self, key, build, budget, learning_rate, steps):
+        """The compiled model for `key`, reset to a fresh `build()`.
+
+        Returns:
+            `(fitted, trained, built)`: what `fit` trains, the model it
+            trains (the compiled one, or `built`'s when `key` is None), and
+            the fresh `build()` (`(fitted, evaluated, model)` of `_build`),
+            whose weights `train` sets to the trained ones.
+        """
+        built = build()
         fitted, evaluated = built[:2]
         if key is None:
             _compile(fitted, budget, learning_rate, steps)
-            return fitted, evaluated
+            return fitted, evaluated, built
         if key not in self.models:
-            _compile(fitted, budget, learning_rate, steps)
-            self.models[key] = (fitted, evaluated)
-            return fitted, evaluated
+            cached = build()[:2]
+            _compile(cached[0], budget, learning_rate, steps)
+            self.models[key] = cached
         cached_fitted, cached_evaluated = self.models[key]
         _assign(cached_evaluated, evaluated)
         optimizer = cached_fitted.optimizer
-        for variable in optimizer.variables:
-            variable.assign(np.zeros(variable.shape, variable.dtype))
+        if optimizer.built:
+            for variable in optimizer.variables:
+                variable.assign(np.zeros(variable.shape, variable.dtype))
         optimizer.learning_rate.assign(learning_rate)
-        return cached_fitted, cached_evaluated
+        return cached_fitted, cached_evaluated, built
 
 
 _COMPILED = _Compiled()
@@ -307,7 +364,7 @@ def _build(algorithm, data, hidden_units, seed, budget, teacher):
     shape, classes = data.input_shape, data.num_classes
 
     def build(s):
-        return build_mlp(shape, classes, hidden_units, seed=s)
+        return build_model(shape, classes, hidden_units, seed=s)
 
     if algorithm == SUBSET:
         model = build_subset_mlp(
@@ -340,7 +397,14 @@ def _build(algorithm, data, hidden_units, seed, budget, teacher):
 
 
 def train(
-    algorithm, data, hidden_units, learning_rate, seed, budget, teacher=None
+    algorithm,
+    data,
+    hidden_units,
+    learning_rate,
+    seed,
+    budget,
+    teacher=None,
+    epochs=None,
 ):
     """Trains one algorithm (not ENSEMBLE: see `ensemble`).
 
@@ -352,6 +416,8 @@ def train(
         seed: the seed of the initialization, data order and `p`.
         budget: a `Budget`.
         teacher: DISTILLED's teacher (`ensemble(...).deployed` members).
+        epochs: the epochs to train; default `budget.epochs_for(algorithm)`
+            (the budget guard extends it).
 
     Returns:
         A `Run`.
@@ -362,16 +428,17 @@ def train(
             f"Received: algorithm={algorithm!r}"
         )
     start = time.perf_counter()
-    fitted, evaluated, model = _build(
-        algorithm, data, hidden_units, seed, budget, teacher
-    )
+
+    def build():
+        return _build(algorithm, data, hidden_units, seed, budget, teacher)
+
     steps = -(-len(data.x_train) // budget.batch_size)
     key = None
     if algorithm != DISTILLED:  # A new teacher per seed: not reusable.
         key = (algorithm, hidden_units, data.input_shape, data.num_classes)
         key += (steps, dataclasses.astuple(budget))
-    fitted, trained = _COMPILED.get(
-        key, (fitted, evaluated), budget, learning_rate, steps
+    fitted, trained, (_, evaluated, model) = _COMPILED.get(
+        key, build, budget, learning_rate, steps
     )
     evaluator = EpochEvaluator(
         trained,
@@ -384,7 +451,7 @@ def train(
         data.x_train,
         data.y_train,
         batch_size=budget.batch_size,
-        epochs=budget.epochs_for(algorithm),
+        epochs=epochs or budget.epochs_for(algorithm),
         shuffle=True,
         verbose=0,
         callbacks=[evaluator],
@@ -400,7 +467,7 @@ def train(
         _assign(evaluated, trained)
     deployed = evaluated
     if algorithm in MK_ALGORITHMS:
-        deployed = keras_mk.collapse(evaluated)
+        deployed = _collapsed(evaluated, model)
     if algorithm == SUBSET:
         deployed = baselines.subset_to_dense(model)
     return Run(
@@ -413,7 +480,18 @@ def train(
         seconds=time.perf_counter() - start,
         extra=extra,
         probabilities=evaluator.probabilities or None,
+        inference_params=deployed.count_params(),
     )
+
+
+def _collapsed(mk_model, plain):
+    """`keras_mk.collapse(mk_model)`; `plain` (untrained, the same
+    architecture) when training diverged: a rate too large for the grid's
+    guard to try is a run at chance accuracy, not an error."""
+    weights = [keras.ops.convert_to_numpy(w) for w in mk_model.weights]
+    if all(np.all(np.isfinite(w)) for w in weights):
+        return keras_mk.collapse(mk_model)
+    return plain
 
 
 def ensemble(members, data, budget):
@@ -447,6 +525,7 @@ def ensemble(members, data, budget):
         deployed=deployed,
         training_params=sum(m.training_params for m in members),
         seconds=sum(m.seconds for m in members),
+        inference_params=deployed.count_params(),
     )
 
 

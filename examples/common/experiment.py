@@ -20,6 +20,7 @@ from examples.common import report
 from examples.common import results
 from examples.common import runner
 from examples.common.models import TOPOLOGIES
+from examples.common.run_store import RunStore
 
 
 def _environment():
@@ -52,16 +53,19 @@ def _algorithms(flags):
     return tuple(n for n in algorithms.ALGORITHMS if n in names)
 
 
-def fits_per_setting(names, rates, seeds, expansion):
-    """How many models one setting trains (for the progress bar)."""
-    per_swept = rates + seeds - 1
+def fits_per_setting(names, rates, seeds, expansion, selection_seeds):
+    """How many models one setting trains before any guard extends its
+    grid or budget (the progress bar's first total)."""
+    selection = min(selection_seeds, seeds)
+    per_swept = rates * selection + seeds - selection
     ensemble = {algorithms.ENSEMBLE, algorithms.DISTILLED} & set(names)
     swept = [n for n in runner.SWEPT if n in names]
     if ensemble and algorithms.BASELINE not in swept:
         swept.append(algorithms.BASELINE)
-    fits = len(swept) * per_swept
+    read = [n for n in swept if runner.READ_FROM.get(n) in swept]
+    fits = (len(swept) - len(read)) * per_swept
     if ensemble:
-        fits += seeds * (expansion - 1)
+        fits += seeds * expansion
     if algorithms.DISTILLED in names:
         fits += per_swept
     return fits
@@ -83,6 +87,7 @@ def run_experiment(args):
         adversarial_epsilon=args.adv_epsilon,
         adversarial_only=args.adv_d1,
     )
+    store = RunStore(args.resume) if args.resume else None
     data = {}
     for name in args.datasets:
         loaded = datasets.load(
@@ -99,13 +104,20 @@ def run_experiment(args):
             exponents=tuple(args.lr_exponents),
             seeds=args.seeds,
             budget=_with_optimizer(budget, optimizer),
+            selection_seeds=args.selection_seeds,
+            guarded=not args.smoke,
+            store=store,
         )
         for d in data.values()
         for topology in args.topologies
         for optimizer in args.optimizers
     ]
     total = len(settings) * fits_per_setting(
-        names, len(args.lr_exponents), args.seeds, args.expansion
+        names,
+        len(args.lr_exponents),
+        args.seeds,
+        args.expansion,
+        args.selection_seeds,
     )
     progress = tqdm(
         total=total,
@@ -119,7 +131,7 @@ def run_experiment(args):
         new_runs, new_sweeps, mk = runner.Protocol(setting, progress).run()
         runs += new_runs
         sweeps += new_sweeps
-        if mk is not None and not to_export:
+        if mk is not None and mk.deployed is not None and not to_export:
             name = (
                 f"{setting.data.name}_{setting.topology}_"
                 f"{setting.optimizer}_mk_collapsed"
@@ -142,6 +154,8 @@ def run_experiment(args):
             "algorithms": list(names),
             "lr_exponents": list(args.lr_exponents),
             "seeds": args.seeds,
+            "selection_seeds": args.selection_seeds,
+            "guarded": not args.smoke,
             "epochs": args.epochs,
             "batch_size": args.batch_size,
             "expansion": args.expansion,
@@ -149,6 +163,7 @@ def run_experiment(args):
             "adversarial_only": args.adv_d1,
             "full": args.full,
             "smoke": args.smoke,
+            "mnist1d_samples": args.mnist1d_samples,
         },
         "environment": _environment(),
         "data": {name: d.sizes() for name, d in data.items()},

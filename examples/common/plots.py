@@ -33,8 +33,8 @@ def plot_learning_rate_selection(sweeps, path, title):
 
     Args:
         sweeps: records with `algorithm`, `learning_rate`, `val_accuracy`,
-            `test_accuracy` (seed 0, at the best validation epoch) and
-            `chosen`.
+            `test_accuracy` (mean over the selection seeds, at the best
+            validation epoch) and `chosen`.
         path: the PNG file to write.
         title: the figure title.
     """
@@ -57,7 +57,7 @@ def plot_learning_rate_selection(sweeps, path, title):
     for axis, label in ((left, "validation"), (right, "test")):
         axis.set(xscale="log", xlabel="learning rate")
         axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        axis.set_ylabel(f"{label} accuracy (%), seed 0")
+        axis.set_ylabel(f"{label} accuracy (%), seed mean")
         axis.grid(alpha=0.3)
     left.legend(fontsize=7)
     figure.suptitle(title)

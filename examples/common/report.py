@@ -2,6 +2,7 @@
 
 import os
 
+from examples.common import guards
 from examples.common import plots
 from examples.common import results
 from examples.common.datasets import REFERENCES
@@ -17,10 +18,23 @@ def _p_stats(row):
     return f"{row['p_deviation']:.3f} / {row['p_mixing_u']:.3f}"
 
 
+def _grid(row):
+    grid = row["search"]["grid"]
+    return f"{min(grid)}..{max(grid)} ({len(grid)})"
+
+
+def _verdict(row):
+    if not row["reason"]:
+        return row["verdict"]
+    return f"{row['verdict']}: {row['reason']}"
+
+
 SUMMARY_COLUMNS = (
     ("Setting", _setting),
     ("Algorithm", lambda r: r["algorithm"]),
     ("lr", lambda r: f"{r['learning_rate']:.3g}"),
+    ("Grid i (points)", _grid),
+    ("Guards", lambda r: r["search"]["guards"]),
     ("Epochs (best, median)", lambda r: (
         f"{r['epochs']} ({r['best_epoch_median']:.0f})")),
     ("Test accuracy (%, 95% CI)", lambda r: results.format_ci(
@@ -39,7 +53,8 @@ PAIRED_COLUMNS = (
     ("95% bootstrap CI", lambda r: "-" if r["seeds"] < 3 else (
         f"[{100 * r['difference_low']:+.2f}, "
         f"{100 * r['difference_high']:+.2f}]")),
-    ("Verdict for MK", lambda r: r["verdict"]),
+    ("Detectable (pts)", lambda r: f"{100 * r['minimum_detectable']:.2f}"),
+    ("Verdict for MK", _verdict),
 )  # fmt: skip
 
 
@@ -83,10 +98,11 @@ def write_plots(data, output):
         figures.append(
             (
                 f"lr_{name}.png",
-                f"{title}: validation (left) and test (right) accuracy of "
-                "seed 0 at its best validation epoch, for every learning "
-                "rate of the grid; the star marks the rate chosen on "
-                "validation. No bands: one seed per point.",
+                f"{title}: validation (left) and test (right) accuracy at "
+                "the best validation epoch, mean over the selection seeds, "
+                "for every learning rate of each algorithm's final grid at "
+                "its final budget; the star marks the rate chosen on "
+                "validation.",
             )
         )
         plots.plot_learning_curves(runs, f"{output}/curves_{name}.png", title)
@@ -126,9 +142,12 @@ def markdown(data, figures, image_prefix=""):
         )
         + f". Topologies {', '.join(options['topologies'])}; optimizers "
         f"{', '.join(options['optimizers'])}; learning rates "
-        f"`base * 1.5**i`, i in {list(options['lr_exponents'])}; "
-        f"{options['seeds']} seeds; BASELINE {options['epochs']} epochs "
-        f"(long algorithms {options['expansion']}x), batch "
+        f"`base * 1.5**i`, starting grid i in "
+        f"{list(options['lr_exponents'])}; {options['seeds']} seeds, the "
+        f"rate chosen on the mean validation accuracy of the first "
+        f"{min(options['selection_seeds'], options['seeds'])}; BASELINE "
+        f"{options['epochs']} epochs (long algorithms "
+        f"{options['expansion']}x) to start, batch "
         f"{options['batch_size']}; e = {options['expansion']}; ADV-MK "
         f"epsilon {options['adversarial_epsilon']} (scale-free step, "
         f"{'D.1' if options['adversarial_only'] else 'D.2'}).",
@@ -137,11 +156,22 @@ def markdown(data, figures, image_prefix=""):
         "mean and 95% Student-t confidence interval over seeds. The "
         "train-test gap is the inference-mode accuracy on 1,000 training "
         "examples (their labels as trained on) minus test accuracy at that "
-        "epoch. `Epochs (best)` is the budget and the median epoch of best "
-        "validation accuracy: BASELINE's validation accuracy peaked before "
-        "its budget ended when the median is well below the budget. The "
-        "last column is ADV-MK's measured mean `|p_adv - 1/e|` and mean "
-        "mixing weight `u` after training (0 / 0 would mean ADV-MK is MK).",
+        "epoch. **Guards** (`examples/common/guards.py`): the grid grows "
+        "on a side by one point of its own step (ratio "
+        f"{guards.GRID_RATIO} or a power of it), at most "
+        f"{guards.MAX_EXTRA_POINTS} beyond the starting grid, while the "
+        "chosen rate is that end of the grid or that end is not clearly "
+        f"lower (by more than {guards.CLEARLY_LOWER:g} standard errors of "
+        "the difference of the seed means); while the median "
+        "best-validation epoch is in the last "
+        f"{guards.LAST_FRACTION:.0%} of the budget, the budget grows "
+        f"{guards.BUDGET_STEP}x, at most {guards.MAX_BUDGET_FACTOR}x (the "
+        "grid is then the chosen rate and its neighbours). `Grid i` is the "
+        "final grid's range of `i` (and its number of points), `Epochs` "
+        "the final budget and the median best epoch; `Guards` says whether "
+        "both held and what they extended. The last column is ADV-MK's "
+        "measured mean `|p_adv - 1/e|` and mean mixing weight `u` after "
+        "training (0 / 0 would mean ADV-MK is MK).",
         "",
         results.markdown_table(data["summary"], SUMMARY_COLUMNS),
         "",
@@ -152,12 +182,17 @@ def markdown(data, figures, image_prefix=""):
     lines += [
         "## MAJORITY KERNELS against each algorithm, seed by seed",
         "",
-        "Per seed, MK's test accuracy minus the other algorithm's (both at "
-        "their own chosen learning rate); mean, 95% percentile bootstrap "
-        "interval of the mean (10,000 resamples) and the verdict: "
+        "Per seed, MK's test accuracy minus the other algorithm's (each at "
+        "its own chosen learning rate and budget); mean, 95% percentile "
+        "bootstrap interval of the mean (10,000 resamples) and the verdict: "
         "**better** / **worse** when the interval excludes 0, otherwise "
-        "**no detectable difference** (with 5 seeds only large, consistent "
-        "differences are detectable).",
+        "**no detectable difference**; **inconclusive** (with the reason) "
+        "whenever a guard failed for either algorithm, or below 3 seeds. "
+        "The first row is the headline: MK against the better of BASELINE "
+        "and BASELINE-LONG (on mean validation accuracy). `Detectable` is "
+        "the smallest mean difference these seeds detect with 80% power "
+        "at the 5% level: `2.8 * sd(paired differences) / sqrt(seeds)` "
+        "(normal approximation, 2.8 = 1.96 + 0.84).",
         "",
         results.markdown_table(data["paired"], PAIRED_COLUMNS),
         "",

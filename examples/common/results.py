@@ -6,6 +6,15 @@ import os
 import numpy as np
 from scipy import stats
 
+# What the fixed-recipe scripts (ResNet, T5) say above their tables.
+UNGUARDED = (
+    "**Not guarded.** A fixed recipe: one learning rate and one budget "
+    "for every algorithm, neither searched nor checked for being at the "
+    "edge of what was tried, and no verdicts. A difference below may come "
+    "from the recipe suiting one algorithm better; the main job's guards "
+    "(`docs/experiments.md`) apply to the fully connected protocol only.\n\n"
+)
+
 
 def mean_ci(values, confidence=0.95):
     """Mean and half-width of its Student-t confidence interval.

@@ -44,6 +44,7 @@ def _smoke(script, output, *extra):
     assert data["data"]["mock"] is True
     text = (output / "results.md").read_text()
     assert "MOCK DATA" in text
+    assert "**Not guarded.**" in text
     assert "| Algorithm |" in text
     return data, text
 

@@ -20,8 +20,8 @@ ALGORITHMS = (
     "ENSEMBLE",
     "DISTILLED",
 )
-# The smoke run has 2 seeds: too few for an interval.
-VERDICTS = ("too few seeds",)
+# The smoke run turns the guards off: never a verdict.
+VERDICTS = ("inconclusive",)
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,18 @@ def test_every_algorithm_is_read_at_its_best_validation_epoch(smoke_run):
     for row in data["paired"]:
         assert row["algorithm"] == "MAJORITY KERNELS"
         assert row["verdict"] in VERDICTS
+        assert "guards off (--smoke)" in row["reason"]
         assert len(row["differences"]) == data["options"]["seeds"]
+    assert data["paired"][0]["headline"]
+
+
+def test_smoke_never_extends_the_grid_or_the_budget(smoke_run):
+    _, _, data = smoke_run
+    for row in data["summary"]:
+        search = row["search"]
+        assert search["grid"] == data["options"]["lr_exponents"]
+        assert search["epochs"] == search["start_epochs"]
+        assert not search["checked"] and not search["passed"]
 
 
 def test_learning_rate_chosen_on_validation(smoke_run):

@@ -3,8 +3,19 @@
 import numpy as np
 import pytest
 
+from examples.common import guards
 from examples.common import results
 from examples.common import runner
+
+HELD = guards.Search(
+    grid=[0, 1, 2],
+    start_grid=[0, 1, 2],
+    exponent=1,
+    epochs=10,
+    start_epochs=10,
+    validation={},
+    best_epochs=[5],
+).as_dict()
 
 
 def test_learning_rate_grid_is_the_papers():
@@ -13,16 +24,6 @@ def test_learning_rate_grid_is_the_papers():
         [0.001 / 1.5**4, 0.001, 0.001 * 1.5**5],
     )
     np.testing.assert_allclose(runner.learning_rates("sgd", [0]), [0.025])
-
-
-def test_selection_picks_the_argmax_of_validation_accuracy():
-    rates = [0.1, 0.2, 0.3, 0.4]
-    assert runner.select_learning_rate(rates, [0.5, 0.7, 0.6, 0.1]) == 0.2
-    # Ties: the first (smallest index) wins, as `np.argmax`.
-    assert runner.select_learning_rate(rates, [0.5, 0.7, 0.7, 0.1]) == 0.2
-    assert runner.select_learning_rate(rates, [0.1, 0.2, 0.3, 0.9]) == 0.4
-    with pytest.raises(ValueError, match="Received: 4 and 3"):
-        runner.select_learning_rate(rates, [0.1, 0.2, 0.3])
 
 
 def test_mean_ci_is_the_student_t_interval():
@@ -61,7 +62,7 @@ def test_verdicts():
     assert results.verdict(low, high) == "no detectable difference"
 
 
-def _record(algorithm, seed, test, train=0.9):
+def _record(algorithm, seed, test, train=0.9, val=0.5, search=HELD):
     return {
         "dataset": "d",
         "topology": "A1",
@@ -71,8 +72,10 @@ def _record(algorithm, seed, test, train=0.9):
         "learning_rate": 0.001,
         "epochs": 10,
         "best_epoch": 5,
+        "val_accuracy": val,
         "test_accuracy": test,
         "train_accuracy": train,
+        "search": search,
         "inference_params": 10,
         "training_params": 30,
         "seconds": 1.0,
@@ -86,7 +89,67 @@ def test_paired_comparisons_pair_seeds_and_give_verdicts():
     rows = {r["versus"]: r for r in runner.paired_comparisons(runs)}
     assert rows["BASELINE"]["differences"] == pytest.approx([0.03] * 5)
     assert rows["BASELINE"]["verdict"] == "better"
+    assert rows["BASELINE"]["minimum_detectable"] == pytest.approx(0.0)
     assert rows["ENSEMBLE"]["verdict"] == "worse"
+    headline = runner.paired_comparisons(runs)[0]
+    assert headline["headline"]
+    assert headline["versus"] == "better baseline (BASELINE)"
     summary = {r["algorithm"]: r for r in runner.summarize(runs)}
     assert summary["BASELINE"]["test_accuracy_mean"] == pytest.approx(0.52)
     assert summary["BASELINE"]["gap_mean"] == pytest.approx(0.9 - 0.52)
+
+
+def test_headline_is_against_the_better_baseline_on_validation():
+    runs = [_record("BASELINE", s, 0.60, val=0.50) for s in range(3)]
+    runs += [_record("BASELINE-LONG", s, 0.55, val=0.52) for s in range(3)]
+    runs += [_record("MAJORITY KERNELS", s, 0.56 + 0.001 * s) for s in range(3)]
+    headline = runner.paired_comparisons(runs)[0]
+    # BASELINE-LONG validates better, even though BASELINE tests better.
+    assert headline["versus"] == "better baseline (BASELINE-LONG)"
+    assert headline["verdict"] == "better"
+
+
+def test_a_failed_guard_makes_the_comparison_inconclusive():
+    failed = dict(HELD, reasons=["validation accuracy still rising at 4x"])
+    runs = [_record("BASELINE", s, 0.50, search=failed) for s in range(5)]
+    runs += [_record("MAJORITY KERNELS", s, 0.60) for s in range(5)]
+    for row in runner.paired_comparisons(runs):
+        assert row["verdict"] == "inconclusive"
+        assert row["reason"] == (
+            "BASELINE: validation accuracy still rising at 4x"
+        )
+
+
+def test_a_kept_run_reads_back_and_truncates():
+    from examples.common import algorithms
+
+    curves = {"val_accuracy": [0.1, 0.3, 0.2], "test_accuracy": [0.1, 0.2, 0.3]}
+    run = algorithms.Run(
+        algorithm="BASELINE-LONG",
+        seed=1,
+        learning_rate=0.01,
+        curves=curves,
+        deployed=None,
+        training_params=10,
+        seconds=3.0,
+        inference_params=10,
+    )
+    back = algorithms.Run.from_record(dict(run.as_record(), key="k"))
+    assert back.curves == curves and back.inference_params == 10
+    assert back.best_epoch == 1 and back.at_best("test") == 0.2
+    short = run.truncated("BASELINE", 1)
+    assert short.algorithm == "BASELINE" and short.seconds == 1.0
+    assert short.curves["val_accuracy"] == [0.1]
+    assert short.extra == {"read_from": "BASELINE-LONG"}
+
+
+def test_a_diverged_mk_run_deploys_the_plain_model():
+    import keras_mk
+    from examples.common import algorithms
+    from examples.common.models import build_mlp
+
+    plain = build_mlp((4,), 3, (5,))
+    mk_model = keras_mk.clone_model(plain, expansion=2)
+    assert algorithms._collapsed(mk_model, plain) is not plain
+    mk_model.weights[0].assign(np.full(mk_model.weights[0].shape, np.nan))
+    assert algorithms._collapsed(mk_model, plain) is plain

@@ -1,0 +1,72 @@
+"""The evidence map's cells and report, on a synthetic finished cell."""
+
+import os
+
+from examples import evidence_map
+from examples.common import evidence
+
+
+def _kept(verdict, reason=""):
+    search = {"guards": "held (+1 high)"}
+    return {
+        "wall_time_s": 600.0,
+        "environment": {"backend": "jax"},
+        "summary": [{"algorithm": "MAJORITY KERNELS", "search": search}],
+        "paired": [
+            {
+                "headline": True,
+                "versus": "better baseline (BASELINE-LONG)",
+                "seeds": 10,
+                "difference_mean": 0.004,
+                "difference_low": -0.002,
+                "difference_high": 0.01,
+                "minimum_detectable": 0.009,
+                "verdict": verdict,
+                "reason": reason,
+            },
+            {
+                "versus": "ENSEMBLE",
+                "difference_mean": -0.01,
+                "verdict": "worse",
+            },
+        ],
+    }
+
+
+def test_the_map_covers_the_issue_cells_most_informative_first():
+    names = [cell["name"] for cell in evidence_map.CELLS]
+    assert names[0] == "a2-sgd-e3"
+    for topology in ("a1", "a2", "a3"):
+        for optimizer in ("adam", "sgd"):
+            assert f"{topology}-{optimizer}-e3" in names
+    for name in ("a1-adam-e2", "a1-adam-e5", "cnn-adam-e3"):
+        assert name in names
+    for cell in evidence_map.CELLS:
+        if cell["name"].endswith("-e3") and "--seeds" in cell["argv"]:
+            seeds = cell["argv"][cell["argv"].index("--seeds") + 1]
+            assert int(seeds) >= 10
+
+
+def test_report_shows_unrun_cells_and_answers(tmp_path):
+    cells = [
+        {"name": "done", "question": "q1"},
+        {"name": "todo", "question": "q2"},
+    ]
+    kept = {"done": _kept("no detectable difference")}
+    directory = tmp_path / "evidence"
+    directory.mkdir()
+    evidence.write_report(
+        cells, kept.get, str(directory), {"todo": 7, "done": 0}.get
+    )
+    text = (directory / "map.md").read_text()
+    assert "| `todo` | q2 | - | - | - | - | not run (7 runs kept) |" in text
+    assert "ENSEMBLE: worse (-1.00)" in text
+    assert "1 of 2 cells have finished (1 not run)" in text
+    assert "nowhere we could measure" in text
+    assert "detected differences of 0.9 points" in text
+    assert os.path.exists(tmp_path / "img" / "evidence_map.png")
+
+
+def test_answer_names_inconclusive_cells():
+    rows = [{"cell": "x", "verdict": "inconclusive"}, {"cell": "y"}]
+    assert "Inconclusive in 1 (`x`)" in evidence.answer(rows)

@@ -189,33 +189,36 @@ def rewrap_quantize(layer):
     set_instance_method(layer, "quantize", quantize)
 
 
-def kernel_and_bias(layer):
-    """The kernel and bias variables of a built Keras kernel layer.
+def layer_weights(layer, names):
+    """The named weight variables of a built Keras layer.
 
-    Keras keeps them either behind a property over `_kernel` / `_bias`
-    (`Dense`, `EinsumDense`, `Conv*`) or as plain attributes (the
-    depthwise and transposed convolutions). The bias is None without one.
+    Keras keeps a weight either behind a property over `_<name>` (`Dense`,
+    `EinsumDense`, `Conv*`, `Embedding`) or as a plain attribute (the
+    depthwise, separable and transposed convolutions, recurrent cells).
+
+    Returns:
+        A dict `name -> variable`, None for a weight the layer lacks (a
+        bias with `use_bias=False`).
     """
     state = layer.__dict__
-    kernel = state.get("_kernel", state.get("kernel"))
-    bias = state.get("_bias", state.get("bias"))
-    return kernel, bias
+    return {name: state.get("_" + name, state.get(name)) for name in names}
 
 
-def swap_class(layer, new_class, kernel, bias):
-    """Makes a built kernel layer an instance of `new_class`, in place.
+def swap_class(layer, new_class, weights):
+    """Makes a built layer an instance of `new_class`, in place.
 
     As Keras's own `enable_lora` and `Model.quantize` change built layers:
-    the layer keeps its state and variables; `kernel` and `bias` are stored
-    where `new_class` reads them (behind its property, or as plain
-    attributes), and the cached call signature is refreshed.
+    the layer keeps its state and variables; each of `weights` (a dict
+    `name -> variable`) is stored where `new_class` reads it (behind a
+    property or another data descriptor as `_<name>`, or as a plain
+    attribute), and the cached call signature is refreshed.
     """
     with unlocked_state(layer):
         layer.__class__ = new_class
-        for name, value in (("kernel", kernel), ("bias", bias)):
+        for name, value in weights.items():
             layer.__dict__.pop(name, None)
             layer.__dict__.pop("_" + name, None)
-            if isinstance(getattr(new_class, name, None), property):
+            if hasattr(getattr(new_class, name, None), "__set__"):
                 name = "_" + name
             layer.__dict__[name] = value
         refresh_call_signature(layer)

@@ -189,10 +189,8 @@ def test_instance_method_overrides_call_for_the_scope_only():
 @pytest.mark.parametrize(
     "plain_class", sorted(registry.MK_CLASSES, key=lambda c: c.__name__)
 )
-def test_kernel_layers_keep_kernel_and_bias_where_swap_class_looks(
-    plain_class,
-):
-    """MK layers read `_kernel` / `_bias` (or plain attributes)."""
+def test_layers_keep_their_weights_where_swap_class_looks(plain_class):
+    """MK layers read `_<name>`; Keras layers `_<name>` or `<name>`."""
     kwargs = {
         "Dense": dict(units=2),
         "EinsumDense": dict(
@@ -208,17 +206,21 @@ def test_kernel_layers_keep_kernel_and_bias_where_swap_class_looks(
     ndim = next((n for k, n in rank.items() if k in plain_class.__name__), 3)
     layer = plain_class(**kwargs)
     layer.build((2,) * (ndim - 1) + (4,))
-    kernel, bias = _keras_private.kernel_and_bias(layer)
-    assert kernel is not None and bias is not None
-    assert {id(kernel), id(bias)} == {id(w) for w in layer.weights}
     mk_class = registry.MK_CLASSES[plain_class]
-    _keras_private.swap_class(layer, mk_class, kernel, bias)
+    names = [spec[0] for spec in mk_class.mk_weights] + ["bias"]
+    weights = _keras_private.layer_weights(layer, names)
+    assert all(w is not None for w in weights.values())
+    assert {id(w) for w in weights.values()} == {id(w) for w in layer.weights}
+    _keras_private.swap_class(layer, mk_class, weights)
     assert type(layer) is mk_class
-    assert layer.__dict__["_kernel"] is kernel
-    assert layer.__dict__["_bias"] is bias
-    _keras_private.swap_class(layer, plain_class, kernel, bias)
+    for name, variable in weights.items():
+        assert layer.__dict__["_" + name] is variable
+    _keras_private.swap_class(layer, plain_class, weights)
     assert type(layer) is plain_class
-    assert _keras_private.kernel_and_bias(layer) == (kernel, bias)
+    restored = _keras_private.layer_weights(layer, names)
+    assert {k: id(v) for k, v in restored.items()} == {
+        k: id(v) for k, v in weights.items()
+    }
 
 
 def test_object_sharing_scope_keeps_a_shared_layer_one_object():

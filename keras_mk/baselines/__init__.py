@@ -5,9 +5,9 @@ from keras_mk.baselines.ensemble import distillation_baseline
 from keras_mk.baselines.schedules import baseline_schedule
 from keras_mk.baselines.soups import greedy_soup
 from keras_mk.baselines.soups import uniform_soup
+from keras_mk.baselines.submodular import greedy_subset
+from keras_mk.baselines.submodular import submodular_graph
 from keras_mk.baselines.subset import SubsetDense
-from keras_mk.baselines.subset import greedy_subset
-from keras_mk.baselines.subset import submodular_graph
 from keras_mk.baselines.subset import subset_to_dense
 
 __all__ = [

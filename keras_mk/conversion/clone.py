@@ -43,7 +43,8 @@ def conversion_config(mk_arguments):
             f"copy_initialization={mk_arguments['copy_initialization']!r}"
         )
     if unknown:
-        raise TypeError(
+        # ValueError, as a Keras layer refuses unknown keyword arguments.
+        raise ValueError(
             f"Unknown MK layer arguments: {unknown}. Accepted: {accepted}"
         )
     seed = mk_arguments.get("seed")
@@ -198,11 +199,13 @@ def clone_model(model, *, layers=None, **mk_arguments):
         A new `keras.Model` of the same class, with MK layers.
 
     Raises:
-        TypeError: if `model` is not a `keras.Model`, or `layers` or a
-            keyword argument is of an unknown kind.
-        ValueError: if the model is not built, already has MK layers, has
-            nothing to convert, or `layers` names a class with no MK
-            counterpart. Nothing is modified when an error is raised.
+        TypeError: if `model` is not a `keras.Model`, or `layers` is of
+            an unknown kind (a wrong type, as Python and Keras raise).
+        ValueError: if a keyword argument is unknown or has a bad value
+            (as a Keras layer refuses them), the model is not built,
+            already has MK layers, has nothing to convert, or `layers`
+            names a class with no MK counterpart. Nothing is modified
+            when an error is raised.
 
     Example:
 

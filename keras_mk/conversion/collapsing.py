@@ -9,10 +9,9 @@ import keras
 import numpy as np
 
 from keras_mk import _keras_private
+from keras_mk import sampling
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
-from keras_mk.layers import mk_layer
-from keras_mk.layers import probabilities as probs
 from keras_mk.layers.config import MKConfig
 
 _REGISTERED_MK_NAMES = {
@@ -100,14 +99,12 @@ def collapse(model):
 def to_plain_layer(layer):
     """Turns an MK layer into its plain Keras layer, in place.
 
-    Copy 0 becomes the kernel (and bias); the other copies and the seed
+    Copy 0 of each weight becomes that weight; the other copies and the seed
     state are dropped. The caller assigns the mean afterwards.
     """
-    kernel, bias, dropped = mk_layer.plain_state(layer)
+    weights, dropped = layer._plain_state()
     _keras_private.untrack(layer, dropped)
-    _keras_private.swap_class(
-        layer, registry.plain_class_for(layer), kernel, bias
-    )
+    _keras_private.swap_class(layer, registry.plain_class_for(layer), weights)
     _keras_private.rewrap_quantize(layer)
 
 
@@ -120,10 +117,10 @@ def _assign_variables(model, copy):
     """
     extra, means = set(), {}
     for _, layer in registry.mk_layers_of(model):
-        for copies in (layer.kernel_copies, layer.bias_copies):
+        for copies in layer.weight_copies.values():
             if copies:
                 extra.update(id(v) for v in copies[1:])
-                means[id(copies[0])] = probs.mean([v.value for v in copies])
+                means[id(copies[0])] = sampling.mean([v.value for v in copies])
         if layer.seed_generator is not None:
             extra.add(id(layer.seed_generator.state))
     sources = [v for v in model.variables if id(v) not in extra]

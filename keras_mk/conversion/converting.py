@@ -8,25 +8,26 @@ layer's class becomes its MK class, its built kernel becomes copy 0 and
 
 from keras_mk import _keras_private
 from keras_mk.conversion import registry
-from keras_mk.layers import mk_layer
 
 
 def convert_layer(layer, config):
     """Turns a built Keras kernel layer into its MK class, in place.
 
-    The layer's kernel variable becomes copy 0; the other copies are exact
+    Each simulated weight becomes copy 0; the other copies are exact
     replicas, so the layer's outputs are unchanged (for any `p`).
 
     Args:
         layer: a built layer of a class in `registry.MK_CLASSES`.
         config: its `MKConfig`.
     """
-    kernel, bias = _keras_private.kernel_and_bias(layer)
-    _keras_private.swap_class(layer, registry.mk_class_for(layer), kernel, bias)
+    mk_class = registry.mk_class_for(layer)
+    names = [spec[0] for spec in mk_class.mk_weights] + ["bias"]
+    weights = _keras_private.layer_weights(layer, names)
+    _keras_private.swap_class(layer, mk_class, weights)
     # Keras bound a `quantize` wrapper of the plain class to the instance;
     # the MK class's refuses instead.
     _keras_private.drop_instance_method(layer, "quantize")
-    mk_layer.finish_conversion(layer, config)
+    layer._finish_conversion(config)
 
 
 def convert_layers(model, plan):

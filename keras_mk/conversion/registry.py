@@ -9,6 +9,7 @@ import keras
 
 from keras_mk import _keras_private
 from keras_mk import layers as mk_layers
+from keras_mk.layers.walk import iter_layers
 
 MK_CLASSES = {
     keras.layers.Dense: mk_layers.MKDense,
@@ -81,29 +82,6 @@ def plain_class_for(layer):
 
 def is_mk_layer(layer):
     return isinstance(layer, mk_layers.MKLayer)
-
-
-def iter_layers(model):
-    """Yields `(path, layer)` for every layer nested in `model`, once each.
-
-    The path joins layer names from the model down (`"block_0/attn/query"`)
-    and does not include the model's own name. A layer shared between
-    several parents is yielded once, at the first path that reaches it.
-    Layers are visited depth first in tracking order, which is the same for
-    two models built from the same config.
-    """
-    seen = {id(model)}
-
-    def visit(layer, prefix):
-        for sublayer in _keras_private.sublayers(layer):
-            if id(sublayer) in seen:
-                continue
-            seen.add(id(sublayer))
-            path = prefix + sublayer.name
-            yield path, sublayer
-            yield from visit(sublayer, path + "/")
-
-    yield from visit(model, "")
 
 
 def mk_layers_of(model):

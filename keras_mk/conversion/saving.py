@@ -15,14 +15,16 @@ A layer that builds its sublayers in `__init__` (a KerasHub backbone,
 config may not describe all of its MK layers. Such MK layers are marked
 (`mark_undescribed`); `model.save` on a model from `keras_mk` writes
 through `save_model` instead (`guard_saves`), and any other whole-model
-save of a marked layer is refused by the layer itself (see
-`MKLayer.save_own_variables`).
+save of a marked layer is refused before its variables are written
+(`_refuse_config_saves`).
 """
 
 import collections
+import contextlib
 import json
 import os
 import tempfile
+import threading
 
 import keras
 
@@ -32,7 +34,6 @@ from keras_mk.conversion import collapsing
 from keras_mk.conversion import converting
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
-from keras_mk.layers import mk_layer
 from keras_mk.layers.config import MKConfig
 
 _MK_PREFIX = "keras_mk>MK"
@@ -72,10 +73,59 @@ def mark_undescribed(root):
         # Names repeat in KerasHub models: when fewer configs than layers
         # carry a name, every layer of that name is marked.
         needs = described[layer.name] < present[layer.name]
-        if needs or mk_layer.needs_save_model(layer):
-            mk_layer.mark_needs_save_model(layer)
+        if needs or "save_own_variables" in layer.__dict__:
+            _refuse_config_saves(layer)
             marked += 1
     return marked
+
+
+_FULL_SAVE = threading.local()
+
+
+@contextlib.contextmanager
+def _full_save_allowed():
+    """Marks a full-model save written by `save_model`."""
+    previous = getattr(_FULL_SAVE, "allowed", False)
+    _FULL_SAVE.allowed = True
+    try:
+        yield
+    finally:
+        _FULL_SAVE.allowed = previous
+
+
+def _refuse_config_saves(layer):
+    """Makes a whole-model save of `layer` other than `save_model` raise.
+
+    The layer's `save_own_variables` is wrapped on the instance (once):
+    weights-only saves pass, a `.keras` file written by another route
+    (`model.save` of a parent built around the layer) is refused before
+    its variables are written.
+    """
+    if "save_own_variables" in layer.__dict__:
+        return
+    save_variables = layer.save_own_variables
+
+    def save_own_variables(store):
+        if (
+            not getattr(_FULL_SAVE, "allowed", False)
+            and _keras_private.in_config_writing_save()
+        ):
+            raise ValueError(
+                f"MK layer '{layer.name}' lives inside a layer whose config "
+                "does not describe it (a KerasHub backbone, "
+                "`MultiHeadAttention`, ...): a `.keras` file written by "
+                "`model.save` would not load. Save the model with "
+                "`keras_mk.save_model(model, path)` (load it with "
+                "`keras_mk.load_model`), or deploy "
+                "`keras_mk.collapse(model)`. Weights-only files "
+                "(`save_weights`, `ModelCheckpoint(save_weights_only=True)`, "
+                "`BackupAndRestore`) work as they are."
+            )
+        save_variables(store)
+
+    _keras_private.set_instance_method(
+        layer, "save_own_variables", save_own_variables
+    )
 
 
 def _is_local_file(filepath):
@@ -261,7 +311,7 @@ def save_model(model, filepath, overwrite=True):
     )
 
     def write(path):
-        with mk_layer.full_save_allowed():
+        with _full_save_allowed():
             keras.Model.save(model, path, overwrite=True)
         if data is not None:
             _keras_private.replace_archive_config(path, data)

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from keras_mk.conversion import registry
-from keras_mk.training.probability_scope import mk_layers
+from keras_mk.layers.walk import mk_layers
 
 
 def copy_diversity(model):

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mk.training.probability_scope import mk_layers
+from keras_mk.layers.walk import mk_layers
 from keras_mk.training.probability_scope import probabilities_scope
 
 
@@ -41,8 +41,8 @@ def stochastic_sharpness(model, x, y, loss, num_draws=8):
     >>> stats = keras_mk.diagnostics.stochastic_sharpness(
     ...     mk_model, x[:256], y[:256], "mse"
     ... )
-    >>> stats["sharpness"] >= 0
-    True
+    >>> sorted(stats)
+    ['expected_loss', 'expected_loss_stderr', 'mean_kernel_loss', 'sharpness']
 
     References:
         Mazzawi et al., "Majority Kernels", 2024, Appendix B, Lemma B.1.

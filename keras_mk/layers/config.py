@@ -14,7 +14,7 @@ import textwrap
 import keras
 import numpy as np
 
-from keras_mk.layers import probabilities as probs
+from keras_mk import sampling
 
 COPY_INITIALIZATIONS = ("replicate", "independent")
 # What one draw of `p` is shared by. "element" is the paper's algorithm.
@@ -95,7 +95,7 @@ class MKConfig:
     )
     probabilities: str = _argument(
         "exponential",
-        _one_of(probs.PROBABILITIES),
+        _one_of(sampling.PROBABILITIES),
         """`"exponential"` (default): every training call draws
     per-element probabilities `p` (iid Exponential(1) normalised over
     the copies, Eq. 2.2 of the paper) and uses `sum_k W_k p_k` as the

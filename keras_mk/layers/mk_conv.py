@@ -53,7 +53,7 @@ class MKConv3D(MKLayer, keras.layers.Conv3D):
 
 
 class _MKConvTranspose(MKLayer):
-    def _output_unit_axes(self, ndim):
+    def _output_unit_axes(self, ndim, name="kernel"):
         # (..., filters, input channels): filters index the output units.
         return (ndim - 2,)
 

@@ -29,9 +29,9 @@ _DOC = """A `{base}` layer with Majority Kernels.
 
 
 class _MKDepthwise(MKLayer):
-    _kernel_initializer_attr = "depthwise_initializer"
+    mk_weights = (("kernel", "depthwise_initializer", "depthwise_regularizer"),)
 
-    def _output_unit_axes(self, ndim):
+    def _output_unit_axes(self, ndim, name="kernel"):
         # (..., input channels, depth multiplier): one output channel each.
         return (ndim - 2, ndim - 1)
 

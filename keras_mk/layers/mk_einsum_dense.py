@@ -31,7 +31,7 @@ class MKEinsumDense(MKLayer, keras.layers.EinsumDense):
     (2, 4)
     """
 
-    def _output_unit_axes(self, ndim):
+    def _output_unit_axes(self, ndim, name="kernel"):
         # The kernel axes whose letters appear in the output ("ab,bc->ac":
         # c); the others are contracted away.
         operands, output = self.equation.split("->")

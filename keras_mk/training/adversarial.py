@@ -24,86 +24,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_mk import _keras_private
-from keras_mk.layers import mk_layer
-from keras_mk.training.probability_scope import mk_layers
+from keras_mk.layers.walk import mk_layers
+from keras_mk.sampling.simplex import adversarial_mixing_weight
+from keras_mk.sampling.simplex import project_to_simplex
+from keras_mk.training import probability_gradients
 from keras_mk.training.probability_scope import probabilities_scope
 
-_BACKEND = keras.backend.backend()
 STEPS = ("scaled", "raw")
 SHARINGS = ("element", "unit")
-
-
-def _sort_descending(v):
-    """Sorts over axis 0; min/max networks for the usual small `e`.
-
-    XLA's CPU sort is slow for many tiny sorts; 2 or 3 values need only
-    1 or 3 compare-exchanges.
-    """
-    e = v.shape[0]
-    if e == 2:
-        return ops.stack([ops.maximum(v[0], v[1]), ops.minimum(v[0], v[1])])
-    if e == 3:
-        a, b, c = v[0], v[1], v[2]
-        hi_ab, lo_ab = ops.maximum(a, b), ops.minimum(a, b)
-        return ops.stack(
-            [
-                ops.maximum(hi_ab, c),
-                ops.maximum(lo_ab, ops.minimum(hi_ab, c)),
-                ops.minimum(lo_ab, c),
-            ]
-        )
-    return ops.flip(ops.sort(v, axis=0), axis=0)
-
-
-def project_to_simplex(v):
-    """Euclidean projection onto the probability simplex over axis 0.
-
-    For every element the vector `v[:, ...]` is mapped to the closest point
-    `p` with `p >= 0` and `sum(p) = 1` (the sort-based algorithm of Duchi et
-    al., 2008, vectorised over all elements).
-
-    Args:
-        v: a float tensor of shape `(e,) + shape`.
-
-    Returns:
-        A tensor of the same shape and dtype, on the simplex along axis 0.
-    """
-    v = ops.convert_to_tensor(v)
-    e = v.shape[0]
-    u = _sort_descending(v)
-    css = ops.subtract(ops.cumsum(u, axis=0), 1.0)
-    k = ops.reshape(
-        ops.arange(1, e + 1, dtype=v.dtype), (e,) + (1,) * (len(v.shape) - 1)
-    )
-    # The condition holds on a prefix 1..rho of the sorted entries (always
-    # for k = 1), so rho is the count of true entries.
-    positive = ops.greater(ops.subtract(u, ops.divide(css, k)), 0.0)
-    rho = ops.sum(ops.cast(positive, v.dtype), axis=0, keepdims=True)
-    theta = ops.sum(
-        ops.where(ops.equal(k, rho), ops.divide(css, k), 0.0),
-        axis=0,
-        keepdims=True,
-    )
-    return ops.maximum(ops.subtract(v, theta), 0.0)
-
-
-def adversarial_mixing_weight(p):
-    """`u = KL(p || uniform) / log e` per element, in `[0, 1]` (Alg. D.2).
-
-    Args:
-        p: probabilities of shape `(e,) + shape`, on the simplex over axis 0.
-
-    Returns:
-        A tensor of shape `shape`: 0 where `p` is uniform, 1 where `p` is a
-        vertex of the simplex (one copy takes all the weight).
-    """
-    p = ops.convert_to_tensor(p)
-    e = p.shape[0]
-    # 0 * log(0) = 0: the clamp only guards the logarithm.
-    log_ep = ops.log(ops.maximum(ops.multiply(p, float(e)), 1e-30))
-    kl = ops.sum(ops.multiply(p, log_ep), axis=0)
-    return ops.clip(ops.divide(kl, math.log(e)), 0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
@@ -255,7 +183,7 @@ class AdversarialMK(keras.Model):
         shape = tuple(layer.kernel_copies[0].shape)
         if self.probability_sharing == "element":
             return shape
-        return mk_layer.unit_shape(layer, shape)
+        return layer.unit_shape(shape)
 
     def _uniform_probabilities(self):
         return [
@@ -336,71 +264,6 @@ class AdversarialMK(keras.Model):
 
         return [(layer, mixed(p)) for layer, p in zip(layers, p_adv)]
 
-    def _stateful_probability_gradients(self, p0, x, y, sample_weight):
-        """`grad_p` on TensorFlow and PyTorch, leaving the state untouched."""
-        state = list(self.non_trainable_variables) + list(
-            self.metrics_variables
-        )
-        saved = [ops.copy(v.value) for v in state]
-        if _BACKEND == "tensorflow":
-            import tensorflow as tf
-
-            with tf.GradientTape() as tape:
-                tape.watch(p0)
-                loss = self._loss_at(p0, x, y, sample_weight)
-            grads = tape.gradient(loss, p0)
-        elif _BACKEND == "torch":
-            import torch
-
-            p0 = [p.detach().requires_grad_(True) for p in p0]
-            with torch.enable_grad():
-                loss = self._loss_at(p0, x, y, sample_weight)
-                grads = torch.autograd.grad(loss, p0, allow_unused=True)
-        else:
-            raise NotImplementedError(
-                f"AdversarialMK does not support the {_BACKEND} backend."
-            )
-        for v, value in zip(state, saved):
-            v.assign(value)
-        return [
-            ops.zeros_like(p) if g is None else g for p, g in zip(p0, grads)
-        ]
-
-    def _loss_at(self, p, x, y, sample_weight):
-        with probabilities_scope(list(zip(self.mk_layers, p))):
-            y_pred = self(x, training=True)
-        return self.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
-        )
-
-    def _jax_probability_gradients(
-        self,
-        p0,
-        trainable_variables,
-        non_trainable_variables,
-        optimizer_variables,
-        metrics_variables,
-        x,
-        y,
-        sample_weight,
-    ):
-        import jax
-
-        def loss_at(p):
-            with probabilities_scope(list(zip(self.mk_layers, p))):
-                return _keras_private.jax_loss(
-                    self,
-                    trainable_variables,
-                    non_trainable_variables,
-                    metrics_variables,
-                    optimizer_variables,
-                    x,
-                    y,
-                    sample_weight,
-                )
-
-        return jax.grad(loss_at)(p0)
-
     def adversarial_probabilities(self, x, y=None, sample_weight=None):
         """Steps 1-2 on one batch, eagerly: the adversarial `p` per layer.
 
@@ -417,68 +280,46 @@ class AdversarialMK(keras.Model):
             `probability_sharing="unit"`), on the simplex over axis 0.
         """
         p0 = self._uniform_probabilities()
-        if _BACKEND == "jax":
-            optimizer_variables = None
-            if self.optimizer is not None:
-                optimizer_variables = [
-                    v.value for v in self.optimizer.variables
-                ]
+        if keras.backend.backend() == "jax":
+            optimizer = self.optimizer
+            state = (
+                [v.value for v in self.trainable_variables],
+                [v.value for v in self.non_trainable_variables],
+                None
+                if optimizer is None
+                else [v.value for v in optimizer.variables],
+                [v.value for v in self.metrics_variables],
+            )
             import jax
 
             # One compiled function rather than dozens of eager ops.
             if getattr(self, "_jitted_gradients", None) is None:
-                self._jitted_gradients = jax.jit(
-                    self._jax_probability_gradients
-                )
-            grads = self._jitted_gradients(
-                p0,
-                [v.value for v in self.trainable_variables],
-                [v.value for v in self.non_trainable_variables],
-                optimizer_variables,
-                [v.value for v in self.metrics_variables],
-                x,
-                y,
-                sample_weight,
-            )
+                self._jitted_gradients = jax.jit(self._gradients)
+            grads = self._jitted_gradients(p0, state, x, y, sample_weight)
         else:
-            grads = self._stateful_probability_gradients(
-                p0, x, y, sample_weight
-            )
+            grads = self._gradients(p0, None, x, y, sample_weight)
         return self._ascend(p0, grads)
 
-    # -- The train step, per backend ----------------------------------------
-
-    if _BACKEND == "jax":
-
-        def train_step(self, state, data):
-            trainable, non_trainable, optimizer_vars, metrics_vars = state
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-            p0 = self._uniform_probabilities()
-            grads = self._jax_probability_gradients(
-                p0,
-                trainable,
-                non_trainable,
-                optimizer_vars,
-                metrics_vars,
-                x,
-                y,
-                sample_weight,
+    def _gradients(self, p0, state, x, y, sample_weight):
+        """`grad_p` at `p0`: from `state` on JAX, statefully elsewhere."""
+        if state is not None:
+            return probability_gradients.jax_gradients(
+                self, self.mk_layers, p0, state, x, y, sample_weight
             )
-            p_adv = self._ascend(p0, grads)
-            with probabilities_scope(self._assignments(p_adv)):
-                return super().train_step(state, data)
+        return probability_gradients.stateful_gradients(
+            self, self.mk_layers, p0, x, y, sample_weight
+        )
 
-    else:
-
-        def train_step(self, data):
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-            p0 = self._uniform_probabilities()
-            grads = self._stateful_probability_gradients(
-                p0, x, y, sample_weight
-            )
-            p_adv = self._ascend(p0, grads)
-            with probabilities_scope(self._assignments(p_adv)):
-                return super().train_step(data)
+    def train_step(self, *args):
+        """Steps 1-4 on one batch: `(data)`, or `(state, data)` on JAX."""
+        state, data = (None, args[0]) if len(args) == 1 else args
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        p0 = self._uniform_probabilities()
+        p_adv = self._ascend(
+            p0, self._gradients(p0, state, x, y, sample_weight)
+        )
+        with probabilities_scope(self._assignments(p_adv)):
+            return super().train_step(*args)
 
     # -- Serialization -------------------------------------------------------
 

@@ -9,36 +9,7 @@ whatever the model passes down.
 
 import contextlib
 
-from keras_mk import _keras_private
 from keras_mk.layers.mk_layer import MKLayer
-
-
-def mk_layers(model, include_unexpanded=False):
-    """The MK layers of `model` (or `model` itself if it is one), in order.
-
-    Args:
-        model: a Keras layer or model.
-        include_unexpanded: whether to include MK layers with `expansion=1`
-            (they have no `p` to choose). Default False.
-
-    Returns:
-        A list of MK layers, each once, in depth-first order.
-    """
-    found = []
-    seen = set()
-
-    def visit(layer):
-        if id(layer) in seen:
-            return
-        seen.add(id(layer))
-        if isinstance(layer, MKLayer):
-            if include_unexpanded or layer.expansion > 1:
-                found.append(layer)
-        for sublayer in _keras_private.sublayers(layer):
-            visit(sublayer)
-
-    visit(model)
-    return found
 
 
 @contextlib.contextmanager
@@ -71,29 +42,26 @@ def probabilities_scope(assignments):
     """
     if isinstance(assignments, dict):
         assignments = list(assignments.items())
-    with contextlib.ExitStack() as stack:
-        for layer, p in assignments:
-            if not isinstance(layer, MKLayer):
-                raise ValueError(
-                    "`probabilities_scope` expects MK layers. "
-                    f"Received: layer={layer!r}"
-                )
-            if not callable(p) and p is not None:
-                # Checked once here, as `layer(x, fixed_probabilities=p)`
-                # would check it: the scope calls `call` directly.
-                layer._check_probability_arguments(p)
-            forced = _forced_call(layer, layer.call, p)
-            stack.enter_context(
-                _keras_private.instance_method(layer, "call", forced)
+    for layer, p in assignments:
+        if not isinstance(layer, MKLayer):
+            raise ValueError(
+                "`probabilities_scope` expects MK layers. "
+                f"Received: layer={layer!r}"
             )
+        if not callable(p) and p is not None:
+            # Checked once here, as `layer(x, fixed_probabilities=p)`
+            # would check it: the layers read it in `mixed_weights`.
+            layer._check_probability_arguments(p)
+    previous = [(layer, layer._forced) for layer, _ in assignments]
+    try:
+        for layer, p in assignments:
+            # None: the layer draws its own `p`, in training mode.
+            layer.__dict__["_forced"] = p if p is not None else _own_draw
         yield
+    finally:
+        for layer, value in reversed(previous):
+            layer.__dict__["_forced"] = value
 
 
-def _forced_call(layer, original, p):
-    # Positional extras can only be `training` or `fixed_probabilities`:
-    # both are decided here.
-    def call(inputs, *unused_args, **unused_kwargs):
-        value = p(layer) if callable(p) else p
-        return original(inputs, training=True, fixed_probabilities=value)
-
-    return call
+def _own_draw(layer):
+    return None

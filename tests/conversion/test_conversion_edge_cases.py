@@ -351,3 +351,50 @@ def test_layer_that_cannot_write_its_assets_is_named():
     model.get_layer("scale").scale = None
     with pytest.raises(ValueError, match="layer 'scale' .ScaleFromAssets"):
         keras_mk.clone_model(model, seed=0)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (
+            lambda: keras.layers.DepthwiseConv2D(
+                3, depthwise_regularizer=keras.regularizers.L2(0.1)
+            ),
+            (6, 6, 2),
+        ),
+        (
+            lambda: keras.layers.Dense(
+                3,
+                kernel_regularizer=keras.regularizers.L2(0.1),
+                bias_regularizer=keras.regularizers.L1(0.2),
+                bias_initializer="ones",
+            ),
+            (4,),
+        ),
+        (
+            lambda: keras.layers.Conv1DTranspose(
+                2, 3, kernel_regularizer=keras.regularizers.L1(0.1)
+            ),
+            (5, 2),
+        ),
+    ],
+    ids=["depthwise", "dense", "conv_transpose"],
+)
+@pytest.mark.parametrize("expand_bias", [False, True])
+def test_every_regularizer_of_a_converted_layer_applies_once(
+    layer, shape, expand_bias
+):
+    """The penalty of the converted model equals the plain model's: each
+    regularizer of the Keras layer (depthwise, kernel, bias) applies once,
+    to the weight a call uses, none is dropped and none counted `e`
+    times."""
+    inputs = keras.Input(shape)
+    model = keras.Model(inputs, layer()(inputs))
+    x = np.random.default_rng(0).normal(size=(2,) + shape)
+    model(x)
+    plain = sum(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
+    assert plain > 0
+    mk = keras_mk.clone_model(model, expansion=3, expand_bias=expand_bias)
+    mk(x, training=True)
+    converted = [float(keras.ops.convert_to_numpy(v)) for v in mk.losses]
+    np.testing.assert_allclose(sum(converted), plain, rtol=1e-5)

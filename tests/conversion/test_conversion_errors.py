@@ -33,7 +33,7 @@ from keras_mk.conversion import registry
         # (by MKConfig: every argument's table is test_mk_arguments.py's).
         ({"expansion": 0}, ValueError, "`expansion` must be an integer"),
         ({"copy_initialization": "independent"}, ValueError, "replicates"),
-        ({"kernel_size": 3}, TypeError, "Unknown MK layer arguments"),
+        ({"kernel_size": 3}, ValueError, "Unknown MK layer arguments"),
     ],
 )
 def test_bad_arguments_raise_and_leave_the_model_alone(kwargs, error, message):

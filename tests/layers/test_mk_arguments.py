@@ -125,7 +125,7 @@ def test_conversion_validates_through_the_config(route):
             convert(**{name: value})
     with pytest.raises(ValueError, match="always replicates"):
         convert(copy_initialization="replicate")
-    with pytest.raises(TypeError, match="Unknown MK layer arguments"):
+    with pytest.raises(ValueError, match="Unknown MK layer arguments"):
         convert(kernel_size=3)
     # Layer `i` gets `seed + i`; a generator cannot be shared that way.
     with pytest.raises(ValueError, match="layer `i` gets `seed \\+ i`"):
@@ -167,7 +167,7 @@ def test_each_layer_is_registered_under_the_package_name(cls, kwargs):
 
 
 def test_reseeded_draws_other_values_only_where_the_seed_repeats():
-    from keras_mk.layers.mk_layer import reseeded
+    from keras_mk.layers.weight_copies import reseeded
 
     seeded = keras.initializers.GlorotUniform(seed=5)
     unseeded = keras.initializers.GlorotUniform()

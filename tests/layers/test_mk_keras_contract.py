@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.layers import probabilities as probs
+from keras_mk import sampling
 
 
 def numpy(x):
@@ -113,7 +113,7 @@ def test_mixed_precision_mixes_in_float32(policy):
         copy.assign(rng.normal(size=(64, 64)).astype("float32"))
     plain = keras.layers.Dense(64, use_bias=False)
     plain.build((None, 64))
-    plain.kernel.assign(probs.mean([numpy(v) for v in layer.kernel_copies]))
+    plain.kernel.assign(sampling.mean([numpy(v) for v in layer.kernel_copies]))
     np.testing.assert_array_equal(
         numpy(layer(x, training=False)), numpy(plain(x))
     )
@@ -121,7 +121,7 @@ def test_mixed_precision_mixes_in_float32(policy):
 
 def test_counter_hash_never_returns_zero_or_one():
     for seed in range(3):
-        u = numpy(probs.hashed_uniforms((1 << 24,), seed))
+        u = numpy(sampling.hashed_uniforms((1 << 24,), seed))
         assert u.min() > 0.0
         assert u.max() < 1.0
 

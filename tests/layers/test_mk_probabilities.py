@@ -6,7 +6,8 @@ import pytest
 from keras import ops
 
 from keras_mk import layers
-from keras_mk.layers import probabilities as probs
+from keras_mk import sampling
+from keras_mk.sampling import torch_backend
 
 
 def numpy(x):
@@ -86,7 +87,7 @@ def test_large_kernel_p_is_dirichlet_one_and_replayed_by_sample_probabilities(
         import concurrent.futures
 
         one_thread = concurrent.futures.ThreadPoolExecutor(1)
-        monkeypatch.setattr(probs, "_POOL", [one_thread])
+        monkeypatch.setattr(torch_backend, "_POOL", [one_thread])
         layer.seed_generator.state.assign(state)
         np.testing.assert_array_equal(numpy(layer.sample_probabilities()), p)
         one_thread.shutdown()
@@ -158,7 +159,9 @@ def test_same_seed_same_sequence_other_seed_other_sequence():
 def test_layers_of_one_kernel_shape_share_the_mix_function_not_the_draws():
     """One compiled mix per kernel shape (a transformer compiles it once);
     each layer still draws from its own seed, whatever the call order."""
-    assert probs.sampled_mix_for((8, 8), 3) is probs.sampled_mix_for((8, 8), 3)
+    assert sampling.sampled_mix_for((8, 8), 3) is sampling.sampled_mix_for(
+        (8, 8), 3
+    )
     kernel = np.random.default_rng(0).normal(size=(3, 8, 8)).astype("float32")
     x = np.eye(8, dtype="float32")
 
@@ -215,9 +218,9 @@ def test_sampler_never_produces_nan_when_uniform_returns_exact_zero(
             "uniform",
             lambda shape, seed=None, value=value, **kw: ops.full(shape, value),
         )
-        s = probs.sample_spacings((4,), 3, seed=None)
-        p = numpy(probs.spacings_to_probabilities(s))
-        mixed = numpy(probs.mix_with_spacings(copies, s))
+        s = sampling.sample_spacings((4,), 3, seed=None)
+        p = numpy(sampling.spacings_to_probabilities(s))
+        mixed = numpy(sampling.mix_with_spacings(copies, s))
         assert np.all(np.isfinite(p)) and np.all(np.isfinite(mixed))
         np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-6)
     monkeypatch.setattr(
@@ -225,7 +228,7 @@ def test_sampler_never_produces_nan_when_uniform_returns_exact_zero(
         "gamma",
         lambda shape, alpha, seed=None, **kw: ops.zeros(shape),
     )
-    p = numpy(probs.sample_dirichlet((4,), 3, 0.01, seed=None))
+    p = numpy(sampling.sample_dirichlet((4,), 3, 0.01, seed=None))
     assert np.all(np.isfinite(p))
     np.testing.assert_allclose(p.sum(0), 1.0, atol=1e-6)
 

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.layers import probabilities as probs
+from keras_mk import sampling
+from keras_mk.sampling import simplex
+from keras_mk.sampling import torch_backend
 
 BACKEND = keras.backend.backend()
 
@@ -45,9 +47,9 @@ def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
 ):
     seen = {"sampled": set(), "mixed": set()}
     sort, telescope, torch_mix = (
-        probs._sort_elementwise,
-        probs._telescoping_mix,
-        probs._torch_mix,
+        simplex.sort_elementwise,
+        simplex.telescoping_mix,
+        torch_backend.mix,
     )
 
     def spy_sort(u):
@@ -70,11 +72,11 @@ def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
     # Every backend's path sorts the uniforms and mixes through these. The
     # compiled draw-and-mix is shared per kernel shape and traced once: a
     # fresh one is traced (with the spies) here and dropped afterwards.
-    probs.sampled_mix_for.cache_clear()
-    request.addfinalizer(probs.sampled_mix_for.cache_clear)
-    monkeypatch.setattr(probs, "_sort_elementwise", spy_sort)
-    monkeypatch.setattr(probs, "_telescoping_mix", spy_mix(telescope))
-    monkeypatch.setattr(probs, "_torch_mix", spy_mix(torch_mix))
+    sampling.sampled_mix_for.cache_clear()
+    request.addfinalizer(sampling.sampled_mix_for.cache_clear)
+    monkeypatch.setattr(simplex, "sort_elementwise", spy_sort)
+    monkeypatch.setattr(simplex, "telescoping_mix", spy_mix(telescope))
+    monkeypatch.setattr(torch_backend, "mix", spy_mix(torch_mix))
     keras.config.set_dtype_policy(policy)
     model = small_mk_model()
     losses = fit_losses(model)
@@ -105,10 +107,10 @@ def test_trains_with_jit_compile(jit_compile):
 def test_hashed_uniforms_are_uniform_and_reproducible():
     """The JAX sampler (usable on every backend): moments, no 0 or 1."""
     seed = keras.random.SeedGenerator(7)
-    u = keras.ops.convert_to_numpy(probs.hashed_uniforms((200, 500), seed))
-    v = keras.ops.convert_to_numpy(probs.hashed_uniforms((200, 500), seed))
+    u = keras.ops.convert_to_numpy(sampling.hashed_uniforms((200, 500), seed))
+    v = keras.ops.convert_to_numpy(sampling.hashed_uniforms((200, 500), seed))
     again = keras.ops.convert_to_numpy(
-        probs.hashed_uniforms((200, 500), keras.random.SeedGenerator(7))
+        sampling.hashed_uniforms((200, 500), keras.random.SeedGenerator(7))
     )
     np.testing.assert_array_equal(u, again)
     assert u.dtype == np.float32 and 0.0 < u.min() and u.max() < 1.0

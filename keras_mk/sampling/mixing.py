@@ -1,0 +1,144 @@
+"""Drawing `p ~ Dirichlet(1)` and mixing kernel copies with it.
+
+The paper (Eq. 2.2) draws, for every kernel element, `e` iid Exponential(1)
+numbers and normalises them over the copy axis: a Dirichlet(1, ..., 1) draw.
+We sample that distribution exactly but cheaply, by *uniform spacings*: the
+gaps between `e - 1` sorted Uniform(0, 1) draws (with 0 and 1 added at the
+ends) are Dirichlet(1) distributed. That needs `e - 1` random numbers per
+element instead of `e`, no logarithm (so no `-log(0) = inf` and no NaN when
+the generator returns exactly 0.0) and no division. The mix telescopes:
+
+    sum_k p_k W_k = W_{e-1} + sum_j s_j (W_j - W_{j+1}),  s sorted ascending.
+
+Other concentrations use normalised Gamma draws (`simplex.sample_dirichlet`:
+exact but slower).
+
+The uniforms come from the fastest exact source per backend (measured in
+`docs/performance.md`): the counter hash on JAX (`counter_hash`), the hash
+inside XLA clusters on TensorFlow (`tensorflow_backend`), PyTorch's own
+generator or NumPy's PCG64 in parallel blocks on PyTorch (`torch_backend`).
+The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
+full-kernel passes than differentiating the telescoping formula.
+"""
+
+import functools
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_mk.sampling import counter_hash
+from keras_mk.sampling import jax_backend
+from keras_mk.sampling import simplex
+from keras_mk.sampling import tensorflow_backend
+from keras_mk.sampling import torch_backend
+
+
+def _uses_hash(shape, seed):
+    return (
+        keras.backend.backend() == "jax"
+        and seed is not None
+        and int(np.prod(shape)) <= counter_hash.MAX_ELEMENTS
+    )
+
+
+def training_uses_hash(shape, expansion):
+    """Whether a training call draws its uniforms from the counter hash.
+
+    True on JAX, and on TensorFlow where the draw runs inside the XLA
+    cluster of `sampled_mix_for` (see there); False on PyTorch.
+    """
+    size = int(np.prod(shape)) * (expansion - 1)
+    return (
+        keras.backend.backend() in ("jax", "tensorflow")
+        and size <= counter_hash.MAX_ELEMENTS
+    )
+
+
+def uniforms(shape, seed, hashed=None):
+    """Uniform(0, 1) float32 draws: the fastest exact source per backend.
+
+    `hashed=None` picks the counter hash on JAX and the backend generator
+    elsewhere; `True` forces the hash (inside an XLA cluster, where it
+    fuses), `False` the backend generator. On PyTorch a large draw on the
+    CPU comes from NumPy's PCG64 in parallel blocks.
+    """
+    if hashed is None:
+        hashed = _uses_hash(shape, seed)
+    if hashed:
+        return counter_hash.hashed_uniforms(shape, seed)
+    if keras.backend.backend() == "torch" and (
+        torch_backend.uses_parallel_uniforms(shape, seed)
+    ):
+        return torch_backend.parallel_uniforms(shape, seed)
+    return keras.random.uniform(shape, seed=seed)
+
+
+def sample_spacings(shape, expansion, seed, hashed=None):
+    """Sorted uniforms whose spacings are a Dirichlet(1) draw (float32)."""
+    u = uniforms((expansion - 1,) + tuple(shape), seed, hashed)
+    return simplex.sort_elementwise([u[j] for j in range(expansion - 1)])
+
+
+def mix_with_spacings(copies, s):
+    """`sum_k p_k copies[k]` where `p` are the gaps of sorted uniforms `s`.
+
+    `p` is not differentiated (it is random, not a parameter); the gradient
+    is hand-written, `p_k * upstream` for copy `k`: fewer kernel-sized
+    passes than differentiating the telescoping formula.
+    """
+    if len(copies) == 1:
+        return copies[0]
+    s = [ops.stop_gradient(x) for x in s]
+    if keras.backend.backend() == "torch":
+        return torch_backend.mix(copies, s)
+
+    @ops.custom_gradient
+    def mix(*copies):
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            return tuple(ops.multiply(upstream, p) for p in simplex.gaps(s))
+
+        return simplex.telescoping_mix(copies, s), grad
+
+    return mix(*copies)
+
+
+def sampled_mix(copies, seed_generator, shape=None, hashed=None):
+    """The training kernel `sum_k p_k copies[k]`, `p ~ Dirichlet(1)` fresh.
+
+    Draws the spacings (float32) for `p` of `shape` (default: the copies'
+    shape; a shape with 1s shares one `p` along those axes, broadcast),
+    casts them to the copies' dtype (the compute dtype) and mixes. Consumes
+    one step of `seed_generator` (or uses a seed-state tensor). `hashed` is
+    passed to `uniforms`.
+    """
+    shape = tuple(copies[0].shape) if shape is None else tuple(shape)
+    s = sample_spacings(shape, len(copies), seed_generator, hashed)
+    s = [ops.cast(x, copies[0].dtype) for x in s]
+    return mix_with_spacings(copies, s)
+
+
+@functools.cache
+def sampled_mix_for(shape, expansion):
+    """The fastest `sampled_mix` drawing `p` of `shape` on this backend.
+
+    TensorFlow: fused XLA clusters (`tensorflow_backend.fused_mix`); JAX:
+    one `jax.jit` per shape for eager calls (`jax_backend.eager_jit_mix`);
+    PyTorch: `sampled_mix` as is. One function per `(shape, expansion)`,
+    shared by every layer (it holds no state): a model whose layers repeat
+    a kernel shape (a transformer's blocks) compiles it once.
+
+    Returns:
+        A function `(copies, seed_generator) -> mixed kernel`.
+    """
+    backend = keras.backend.backend()
+    if backend in ("tensorflow", "jax") and training_uses_hash(
+        shape, expansion
+    ):
+        if backend == "jax":
+            return jax_backend.eager_jit_mix(shape, sampled_mix)
+        return tensorflow_backend.fused_mix(shape, expansion, sampled_mix)
+    return lambda copies, seed_generator: sampled_mix(
+        copies, seed_generator, shape
+    )

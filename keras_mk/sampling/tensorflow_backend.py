@@ -1,0 +1,122 @@
+"""TensorFlow: the draw, the mix and its gradient as XLA clusters.
+
+Keras's train step runs without XLA on the CPU, so the draw, the spacings
+and the mix would each be a pass over the kernel. Here the counter hash,
+the spacings, the mix and its gradient are compiled by XLA (nested
+`tf.function(jit_compile=True)`) and fuse into one loop per part of the
+kernel; the rest of the model runs as before.
+"""
+
+import numpy as np
+from keras import ops
+
+from keras_mk.sampling import counter_hash
+from keras_mk.sampling import simplex
+from keras_mk.sampling.cores import available_cores
+
+# A kernel of at least this many elements is split into one XLA cluster per
+# core: TensorFlow runs independent clusters concurrently, while one
+# cluster runs on one thread (XLA:CPU does not parallelise element-wise
+# loops; TensorFlow's own kernels use every core).
+SPLIT_MIN_ELEMENTS = 1 << 17
+
+
+def parts(size):
+    """`[(start, stop)]`: the flat kernel's parts, one per XLA cluster."""
+    count = available_cores() if size >= SPLIT_MIN_ELEMENTS else 1
+    bounds = np.linspace(0, size, count + 1).astype(int)
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def chunk_spacings(state, size, start, stop, count):
+    """Sorted uniforms of elements `[start, stop)` of a draw of `size`.
+
+    The same values as `sample_spacings((size,), count + 1, state,
+    hashed=True)[j][start:stop]`: the hash of the global element index.
+    """
+    k0, k1 = counter_hash.hash_keys(state)
+    index = ops.arange(start, stop, dtype="int32")
+    u = [
+        counter_hash.hash_to_uniform(ops.add(index, np.int32(j * size)), k0, k1)
+        for j in range(count)
+    ]
+    return simplex.sort_elementwise(u)
+
+
+def fused_mix(shape, expansion, sampled_mix):
+    """The draw, the mix and its gradient of a kernel of `shape`, fused.
+
+    The kernel is flattened and cut into contiguous parts (one per core
+    for a large kernel); each part is one XLA cluster that hashes its
+    elements' uniforms, sorts them and mixes (forward) or multiplies the
+    upstream gradient by `p_k` (backward), recomputing the uniforms from
+    the seed state instead of keeping them between the passes. The values
+    are those of `sampled_mix(copies, state, shape, hashed=True)`, which
+    also serves a `p` broadcast along some axes of the copies.
+
+    Returns:
+        A function `(copies, seed_generator) -> mixed kernel`.
+    """
+    import tensorflow as tf
+
+    size = int(np.prod(shape))
+    count = expansion - 1
+    bounds = parts(size)
+
+    def compiled(function):
+        return tf.function(
+            function, jit_compile=True, autograph=False, reduce_retracing=True
+        )
+
+    def forward_part(start, stop):
+        def forward(state, *flat):
+            s = chunk_spacings(state, size, start, stop, count)
+            s = [ops.cast(x, flat[0].dtype) for x in s]
+            chunk = [c[start:stop] for c in flat]
+            return simplex.telescoping_mix(chunk, s)
+
+        return compiled(forward)
+
+    def backward_part(start, stop):
+        def backward(state, upstream):
+            s = chunk_spacings(state, size, start, stop, count)
+            s = [ops.cast(x, upstream.dtype) for x in s]
+            return tuple(
+                ops.multiply(upstream[start:stop], p) for p in simplex.gaps(s)
+            )
+
+        return compiled(backward)
+
+    forwards = [forward_part(a, b) for a, b in bounds]
+    backwards = [backward_part(a, b) for a, b in bounds]
+
+    @tf.custom_gradient
+    def mix(state, *copies):
+        flat = [tf.reshape(c, (size,)) for c in copies]
+        out = [f(state, *flat) for f in forwards]
+        out = out[0] if len(out) == 1 else tf.concat(out, 0)
+
+        def grad(upstream):
+            upstream = tf.reshape(upstream, (size,))
+            pieces = [b(state, upstream) for b in backwards]
+            grads = [
+                tf.reshape(
+                    piece[0] if len(pieces) == 1 else tf.concat(piece, 0),
+                    shape,
+                )
+                for piece in zip(*pieces)
+            ]
+            return (None, *grads)
+
+        return tf.reshape(out, shape), grad
+
+    @compiled
+    def broadcast(state, *copies):  # `p` shared along some axes
+        return sampled_mix(list(copies), state, shape, hashed=True)
+
+    def fused(copies, seed_generator):
+        if tuple(copies[0].shape) != tuple(shape):
+            return broadcast(seed_generator.next(), *copies)
+        return mix(seed_generator.next(), *copies)
+
+    return fused

@@ -283,6 +283,21 @@ def minimum_detectable_difference(differences):
     return float(POWER_FACTOR * spread / np.sqrt(len(differences)))
 
 
+def budget_reasons(best_epochs, epochs):
+    """The budget guard on every seed's run, not only the selection seeds'.
+
+    The search checks the best epochs of the selection seeds; the other
+    seeds may still peak at the end of the budget. Returns the reason the
+    guard fails over all seeds (a list of at most one), empty when it holds.
+    """
+    if not still_rising(best_epochs, epochs):
+        return []
+    return [
+        f"median best epoch {np.median(best_epochs):g} of {epochs} over all "
+        f"{len(best_epochs)} seeds (in the last {LAST_FRACTION:.0%})"
+    ]
+
+
 def verdict(low, high, reasons):
     """The verdict of a paired interval, only where the guards held.
 

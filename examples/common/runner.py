@@ -389,8 +389,8 @@ def _paired(key, reference, mine, algorithm, group, versus=None):
         low,
         high,
         {
-            reference: mine.search["reasons"],
-            algorithm: group[0]["search"]["reasons"],
+            reference: mine.reasons,
+            algorithm: _Accuracies(group).reasons,
         },
     )
     return {
@@ -415,6 +415,14 @@ class _Accuracies(dict):
     def __init__(self, group):
         super().__init__((r["seed"], r["test_accuracy"]) for r in group)
         self.search = group[0]["search"]
+        #: Why its guards failed: the search's, then the budget guard
+        #: over every seed (the search saw the selection seeds only).
+        searched = self.search.get("reasons")
+        self.reasons = None
+        if searched is not None:
+            self.reasons = list(searched) + guards.budget_reasons(
+                [r["best_epoch"] for r in group], group[0]["epochs"]
+            )
 
 
 def paired_comparisons(runs, reference=algorithms.MAJORITY):

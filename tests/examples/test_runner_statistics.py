@@ -62,7 +62,9 @@ def test_verdicts():
     assert results.verdict(low, high) == "no detectable difference"
 
 
-def _record(algorithm, seed, test, train=0.9, val=0.5, search=HELD):
+def _record(
+    algorithm, seed, test, train=0.9, val=0.5, search=HELD, best_epoch=5
+):
     return {
         "dataset": "d",
         "topology": "A1",
@@ -71,7 +73,7 @@ def _record(algorithm, seed, test, train=0.9, val=0.5, search=HELD):
         "seed": seed,
         "learning_rate": 0.001,
         "epochs": 10,
-        "best_epoch": 5,
+        "best_epoch": best_epoch,
         "val_accuracy": val,
         "test_accuracy": test,
         "train_accuracy": train,
@@ -153,3 +155,25 @@ def test_a_diverged_mk_run_deploys_the_plain_model():
     assert algorithms._collapsed(mk_model, plain) is not plain
     mk_model.weights[0].assign(np.full(mk_model.weights[0].shape, np.nan))
     assert algorithms._collapsed(mk_model, plain) is plain
+
+
+def test_every_seeds_budget_is_checked_not_only_the_selection_seeds():
+    """The selection seeds peaked early (their guard held), but the median
+    of all seeds' best epochs is in the last tenth of the budget: the
+    comparison is inconclusive, and says why."""
+    late = [10, 10, 10, 3, 2]  # selection seeds first: median 10 of 10
+    runs = [_record("BASELINE", s, 0.50) for s in range(5)]
+    runs += [
+        _record("MAJORITY KERNELS", s, 0.60, best_epoch=late[s])
+        for s in range(5)
+    ]
+    rows = runner.paired_comparisons(runs)
+    for row in rows:
+        assert row["verdict"] == "inconclusive"
+        assert "MAJORITY KERNELS" in row["reason"]
+        assert "median best epoch 10 of 10 over all 5 seeds" in row["reason"]
+    early = [
+        _record("MAJORITY KERNELS", s, 0.60, best_epoch=9) for s in range(5)
+    ]
+    rows = runner.paired_comparisons(runs[:5] + early)
+    assert {row["verdict"] for row in rows} == {"better"}

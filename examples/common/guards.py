@@ -192,7 +192,9 @@ def _sides_to_extend(grid, chosen, values):
     ]
 
 
-def search(evaluate, exponents, epochs, guarded=True, rate_factor=1):
+def search(
+    evaluate, exponents, epochs, guarded=True, rate_factor=1, confirm=None
+):
     """Chooses a rate on seed-averaged validation accuracy, guarded.
 
     The grid grows by its own step (`exponents`' smallest gap: ratio 1.5
@@ -212,6 +214,9 @@ def search(evaluate, exponents, epochs, guarded=True, rate_factor=1):
         guarded: False evaluates the starting grid only (`--smoke`).
         rate_factor: the high cap is this many times higher (MK under SGD:
             `e`, Lemma B.2's `lr / e`; `mk_rate_factor`).
+        confirm: optional `(exponent, epochs) -> [best_epoch]` over every
+            seed of the final runs: the budget guard then checks all seeds
+            at the chosen rate, not only the selection seeds.
 
     Returns:
         A `Search`.
@@ -238,7 +243,10 @@ def search(evaluate, exponents, epochs, guarded=True, rate_factor=1):
             grid = sorted(grid + new[:1])
             continue
         edge = edge_of(grid, chosen)
-        best_epochs = [b for _, b in evaluate(chosen, epochs)]
+        if guarded and confirm is not None:
+            best_epochs = list(confirm(chosen, epochs))
+        else:
+            best_epochs = [b for _, b in evaluate(chosen, epochs)]
         rising = still_rising(best_epochs, epochs)
         longer = epochs * BUDGET_STEP
         if guarded and rising and longer <= start_epochs * MAX_BUDGET_FACTOR:

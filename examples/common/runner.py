@@ -206,6 +206,17 @@ class Protocol:
             ]  # fmt: skip
             return [(run.at_best("val"), run.best_epoch + 1) for run in runs]
 
+        def confirm(exponent, epochs):
+            # Every seed's run at the chosen point: the final runs (cached).
+            runs = [
+                self.train(
+                    algorithm, self.rate(exponent), seed, epochs,
+                    teachers.get(seed),
+                )
+                for seed in range(s.seeds)
+            ]  # fmt: skip
+            return [run.best_epoch + 1 for run in runs]
+
         found = guards.search(
             evaluate,
             s.exponents,
@@ -216,6 +227,7 @@ class Protocol:
                 s.optimizer,
                 s.budget.expansion,
             ),
+            confirm=confirm,
         )
         self.searches[algorithm] = found
         chosen = self.rate(found.exponent)

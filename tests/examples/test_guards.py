@@ -97,6 +97,23 @@ def test_a_curve_still_rising_at_the_end_extends_the_budget():
     assert found.grid == [-1, 1, 3]
 
 
+def test_the_budget_guard_checks_every_seed_when_asked():
+    """The 3 selection seeds peak at epoch 30 of 40, the other seeds at the
+    end: with `confirm` the budget grows, without it it does not."""
+    surface = Surface(optimum=1, plateau=30)
+    late = []
+
+    def confirm(exponent, epochs):
+        late.append((exponent, epochs))
+        return [30, 30, 30] + [min(epochs, 70)] * 7
+
+    found = guards.search(surface, [-1, 1, 3], 40, confirm=confirm)
+    assert found.epochs == 80 and found.passed
+    assert late == [(1, 40), (1, 80)]
+    assert len(found.best_epochs) == 10
+    assert guards.search(surface, [-1, 1, 3], 40).epochs == 40
+
+
 def test_a_curve_rising_past_the_cap_fails_the_budget_guard():
     found = guards.search(Surface(optimum=1, plateau=1000), [0, 1, 2], 40)
     assert not found.passed and found.rising

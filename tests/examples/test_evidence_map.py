@@ -6,12 +6,20 @@ from examples import evidence_map
 from examples.common import evidence
 
 
-def _kept(verdict, reason=""):
+def _kept(verdict, reason="", mk_best_epoch=60):
     search = {"guards": "held (+1 high)"}
     return {
         "wall_time_s": 600.0,
         "environment": {"backend": "jax"},
-        "summary": [{"algorithm": "MAJORITY KERNELS", "search": search}],
+        "summary": [
+            {
+                "algorithm": "MAJORITY KERNELS",
+                "search": search,
+                "epochs": 120,
+                "seeds": 10,
+                "best_epoch_median": mk_best_epoch,
+            }
+        ],
         "paired": [
             {
                 "headline": True,
@@ -70,3 +78,15 @@ def test_report_shows_unrun_cells_and_answers(tmp_path):
 def test_answer_names_inconclusive_cells():
     rows = [{"cell": "x", "verdict": "inconclusive"}, {"cell": "y"}]
     assert "Inconclusive in 1 (`x`)" in evidence.answer(rows)
+
+
+def test_a_kept_cell_whose_seeds_peaked_at_the_end_is_inconclusive():
+    """Cells kept before the budget guard checked every seed are checked
+    again from the median best epoch over all seeds."""
+    assert evidence.headline(_kept("better"))["verdict"] == "better"
+    late = evidence.headline(_kept("better", mk_best_epoch=108.5))
+    assert late["verdict"] == "inconclusive"
+    assert late["reason"] == (
+        "MAJORITY KERNELS: median best epoch 108.5 of 120 over all 10 "
+        "seeds (in the last 10%)"
+    )

@@ -18,6 +18,9 @@ import json
 import os
 import shutil
 
+import numpy as np
+from scipy import stats
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -69,6 +72,56 @@ def _inside(value, row):
     return mean - half <= value <= mean + half
 
 
+def _standard_error(row):
+    # The 95% Student-t half-width back to a standard error.
+    return row["test_accuracy_ci"] / stats.t.ppf(0.975, row["seeds"] - 1)
+
+
+def _backends_differ(rows, name):
+    """The largest gap between two backends' means, and whether any pair
+    differs at the 5% level (two-sided z test on the two seed means,
+    Bonferroni-corrected over the pairs)."""
+    pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1 :]]
+    level = 0.05 / max(1, len(pairs))
+    gaps, differ = [], False
+    for a, b in pairs:
+        gap = a[name]["test_accuracy_mean"] - b[name]["test_accuracy_mean"]
+        spread = np.hypot(_standard_error(a[name]), _standard_error(b[name]))
+        gaps.append(abs(gap))
+        differ |= 2 * stats.norm.sf(abs(gap) / spread) < level
+    return max(gaps), differ
+
+
+def pooled(runs, index=0):
+    """The comparison `index` pooled over every backend's seeds.
+
+    Returns:
+        `(mean, low, high, verdict, seeds)`: the mean paired difference of
+        all backends' seeds, its 95% percentile bootstrap interval (10,000
+        resamples, `random_state=0`) and the verdict read from it;
+        "inconclusive" when any backend's comparison was.
+    """
+    rows = [run["paired"][index] for run in runs]
+    differences = np.concatenate([row["differences"] for row in rows])
+    interval = stats.bootstrap(
+        (differences,),
+        np.mean,
+        n_resamples=10000,
+        method="percentile",
+        random_state=0,
+    ).confidence_interval
+    low, high = float(interval.low), float(interval.high)
+    if any(row["verdict"] == "inconclusive" for row in rows):
+        verdict = "inconclusive"
+    elif low > 0:
+        verdict = "better"
+    elif high < 0:
+        verdict = "worse"
+    else:
+        verdict = "no detectable difference"
+    return float(differences.mean()), low, high, verdict, len(differences)
+
+
 def agreement(runs):
     """The backend-agreement section: the same command on every backend.
 
@@ -85,8 +138,9 @@ def agreement(runs):
     lines = [
         "| Algorithm | "
         + " | ".join(f"{b} (%, 95% CI)" for b in backends)
-        + " | Each mean inside the others' intervals |",
-        "| --- |" + " --- |" * (len(runs) + 1),
+        + " | Each mean inside the others' intervals"
+        + " | Largest gap (pts); backends differ at 5%? |",
+        "| --- |" + " --- |" * (len(runs) + 2),
     ]
     for name in rows[0]:
         cells = [
@@ -99,10 +153,12 @@ def agreement(runs):
             for a in rows
             for b in rows
         )
+        gap, differ = _backends_differ(rows, name)
         lines.append(
             f"| {name} | "
             + " | ".join(cells)
-            + f" | {'yes' if inside else 'NO'} |"
+            + f" | {'yes' if inside else 'NO'}"
+            + f" | {100 * gap:.2f}; {'YES' if differ else 'no'} |"
         )
     lines += [
         "",
@@ -119,6 +175,13 @@ def agreement(runs):
         lines.append(
             f"| {row['versus']} | " + " | ".join(cells) + f" | {equal} |"
         )
+    mean, low, high, verdict, seeds = pooled(runs)
+    lines += [
+        "",
+        f"Pooled over the {len(runs)} backends ({seeds} seeds), MK minus "
+        f"{runs[0]['paired'][0]['versus']}: {100 * mean:+.2f} "
+        f"[{100 * low:+.2f}, {100 * high:+.2f}], **{verdict}**.",
+    ]
     times = ", ".join(
         f"{b} {r['wall_time_s'] / 60:.1f} min" for b, r in zip(backends, runs)
     )
@@ -130,7 +193,14 @@ def agreement(runs):
             f"{', '.join(backends)}) one after the other on this machine "
             f"(wall time: {times}). "
             "Bit-equal runs are not expected (each backend draws its own "
-            "initial weights, data order and `p`); the same answer is.",
+            "initial weights, data order and `p`); the same answer is. "
+            "Two runs of one distribution put each mean inside the other's "
+            "95% interval only about 83% of the time, so the last column "
+            "asks the direct question: do two backends' means differ more "
+            "than their seeds explain (z test of the difference, "
+            "Bonferroni over the pairs)? A verdict near the edge of its "
+            "interval can differ between backends while the means agree; "
+            "the pooled line reads all backends' seeds together.",
             "",
         ]
         + lines

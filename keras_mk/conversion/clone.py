@@ -215,11 +215,13 @@ def clone_model(model, *, layers=None, **mk_arguments):
     >>> small = keras_mk.collapse(mk_model)
     """
     plan = conversion_plan(model, layers, **mk_arguments)
-    copy = model_checks.copy_model(model)
+    copy, config = model_checks.copy_model_and_config(model)
     model_checks.copy_variables(model, copy, "convert")
     converting.convert_layers(copy, plan)
     warn_left_plain(copy)
-    return saving.guard_saves(copy)
+    # The config the copy was built from tells which MK layers it
+    # describes: the copy is not serialized again.
+    return saving.guard_saves(copy, config)
 
 
 def warn_left_plain(model):

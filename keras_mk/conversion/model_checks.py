@@ -1,5 +1,7 @@
 """Checks shared by the conversion functions, so errors read the same."""
 
+import copy as copy_module
+
 import keras
 
 from keras_mk import _keras_private
@@ -25,6 +27,14 @@ def check_model(model, function):
 def copy_model(model, config_transform=None):
     """A new model from `model`'s config, holding copies of its variables.
 
+    See `copy_model_and_config`, which also returns the config.
+    """
+    return copy_model_and_config(model, config_transform)[0]
+
+
+def copy_model_and_config(model, config_transform=None):
+    """A new model from `model`'s config, and that config.
+
     What the config and the variables do not record is kept too (see
     `assets`): a KerasHub task's preprocessor, layers' assets.
 
@@ -34,12 +44,14 @@ def copy_model(model, config_transform=None):
             config before the copy is deserialized.
 
     Returns:
-        The new, built, uncompiled model.
+        `(copy, config)`: the new, built, uncompiled model and the
+        serialized config it was built from (None for a Sequential model
+        that repeats a layer, copied layer by layer).
     """
     if _repeats_a_layer(model):
         copy = _copy_sequential(model, config_transform)
         assets.keep_unrecorded_state(model, copy)
-        return copy
+        return copy, None
     with _keras_private.object_sharing_scope():
         config = keras.saving.serialize_keras_object(model)
     config.pop("compile_config", None)
@@ -47,8 +59,9 @@ def copy_model(model, config_transform=None):
     if config_transform is not None:
         config = config_transform(config)
     with _keras_private.object_sharing_scope():
+        # Deserializing consumes parts of the config: build from a copy.
         copy = keras.saving.deserialize_keras_object(
-            config, custom_objects=_own_classes(model)
+            copy_module.deepcopy(config), custom_objects=_own_classes(model)
         )
     if not copy.built:
         raise ValueError(
@@ -57,7 +70,7 @@ def copy_model(model, config_transform=None):
             "or call it on data first."
         )
     assets.keep_unrecorded_state(model, copy)
-    return copy
+    return copy, config
 
 
 def _repeats_a_layer(model):

@@ -25,6 +25,7 @@ MK_CLASSES = {
 }
 PLAIN_CLASSES = {mk: plain for plain, mk in MK_CLASSES.items()}
 
+
 NOT_SELECTED = "not selected for conversion"
 _KERNEL_NAMES = ("kernel", "embeddings")
 
@@ -64,6 +65,13 @@ def left_plain(model, kernels_only=False):
             reason = "no MK version of this layer"
         result.append((path, type(layer).__name__, reason))
     return result
+
+
+def serialized_names():
+    """How the configs of convertible Keras classes name their class: the
+    registered name (`"keras_hub>ReversibleEmbedding"`), or the class name
+    of a built-in Keras layer (`"Dense"`, with no registered name)."""
+    return {keras.saving.get_registered_name(cls) for cls in MK_CLASSES}
 
 
 def supported_names():

@@ -40,7 +40,18 @@ _MK_PREFIX = "keras_mk>MK"
 
 
 def _described_names(config):
-    """Counts the layer names of MK layer configs in a serialized config."""
+    """Counts the names of the configs of MK layers and of convertible
+    Keras layers (which can become MK layers) in a serialized config."""
+    convertible = registry.serialized_names()
+
+    def describes(item):
+        name = item.get("registered_name")
+        if isinstance(name, str):
+            return name.startswith(_MK_PREFIX) or name in convertible
+        return item.get("class_name") in convertible and str(
+            item.get("module", "")
+        ).startswith("keras.")
+
     names = collections.Counter()
     stack = [config]
     while stack:
@@ -48,26 +59,37 @@ def _described_names(config):
         if isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, dict):
-            name = item.get("registered_name")
             inner = item.get("config")
-            if isinstance(name, str) and name.startswith(_MK_PREFIX):
-                if isinstance(inner, dict):
-                    names[inner.get("name")] += 1
+            if describes(item) and isinstance(inner, dict):
+                names[inner.get("name")] += 1
             stack.extend(item.values())
     return names
 
 
-def mark_undescribed(root):
+def mark_undescribed(root, config=None):
     """Marks the MK layers of `root` that its config does not describe.
+
+    Args:
+        root: a model or layer.
+        config: the serialized config `root` was built from (before or
+            after its conversion); serialized here when None.
 
     Returns:
         The number of marked layers.
     """
-    layers = [layer for _, layer in registry.mk_layers_of(root)]
+    walked = list(registry.iter_layers(root))
+    layers = [layer for _, layer in walked if registry.is_mk_layer(layer)]
     if not layers:
         return 0
-    described = _described_names(keras.saving.serialize_keras_object(root))
-    present = collections.Counter(layer.name for layer in layers)
+    if config is None:
+        config = keras.saving.serialize_keras_object(root)
+    described = _described_names(config)
+    # Every layer an MK or convertible Keras layer config could describe.
+    present = collections.Counter(
+        layer.name
+        for _, layer in walked
+        if registry.is_mk_layer(layer) or registry.mk_class_for(layer)
+    )
     marked = 0
     for layer in layers:
         # Names repeat in KerasHub models: when fewer configs than layers
@@ -147,7 +169,7 @@ def _atomic_save(write, filepath, overwrite):
     return True
 
 
-def guard_saves(model):
+def guard_saves(model, config=None):
     """Makes the saves of an MK model atomic, and routes them where needed.
 
     `model.save` and `model.save_weights` (and so `ModelCheckpoint` and
@@ -158,12 +180,17 @@ def guard_saves(model):
     `save_to_preset` is refused before anything is written. Remote paths
     (`gs://...`) and sharded weights are written by Keras, in place.
 
+    Args:
+        model: a model.
+        config: the serialized config it was built from, if known (saves
+            serializing it again, see `mark_undescribed`).
+
     Returns:
         `model`, with these methods set on the instance.
     """
     if not registry.mk_layers_of(model):
         return model
-    undescribed = mark_undescribed(model) > 0
+    undescribed = mark_undescribed(model, config) > 0
 
     def save(filepath, overwrite=True, zipped=None, **kwargs):
         if undescribed:

@@ -240,3 +240,30 @@ def test_plain_save_of_layers_a_config_cannot_describe_is_refused(tmp_path):
 
 def mk_paths_layers(model):
     return registry.mk_layers_of(model)
+
+
+def test_clone_model_serializes_the_model_once(monkeypatch):
+    """The config the copy is built from also tells which MK layers it
+    describes: `clone_model` does not serialize the copy again, and a
+    model whose config describes every layer still saves with
+    `model.save`, while one with undescribed MK layers is routed."""
+    calls = []
+    serialize = keras.saving.serialize_keras_object
+
+    def counting(obj, *args, **kwargs):
+        calls.append(type(obj).__name__)
+        return serialize(obj, *args, **kwargs)
+
+    monkeypatch.setattr(keras.saving, "serialize_keras_object", counting)
+    mk = keras_mk.clone_model(models.nested_functional(), expansion=2)
+    assert len(calls) == 1, calls
+    undescribed = {
+        path
+        for path, layer in registry.mk_layers_of(mk)
+        if "save_own_variables" in layer.__dict__
+    }
+    # The attention's projections are built in its `__init__`: not in the
+    # config. Every other MK layer is.
+    assert undescribed == {
+        f"mha/{name}" for name in ("query", "key", "value", "attention_output")
+    }

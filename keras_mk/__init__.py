@@ -20,6 +20,8 @@ from keras_mk.conversion import export_litert
 from keras_mk.conversion import load_model
 from keras_mk.conversion import save_model
 from keras_mk.distribution import mk_layout_map
+from keras_mk.layers import MKGRU
+from keras_mk.layers import MKLSTM
 from keras_mk.layers import MKConfig
 from keras_mk.layers import MKConv1D
 from keras_mk.layers import MKConv1DTranspose
@@ -31,7 +33,13 @@ from keras_mk.layers import MKDense
 from keras_mk.layers import MKDepthwiseConv1D
 from keras_mk.layers import MKDepthwiseConv2D
 from keras_mk.layers import MKEinsumDense
+from keras_mk.layers import MKGRUCell
 from keras_mk.layers import MKLayer
+from keras_mk.layers import MKLSTMCell
+from keras_mk.layers import MKSeparableConv1D
+from keras_mk.layers import MKSeparableConv2D
+from keras_mk.layers import MKSimpleRNN
+from keras_mk.layers import MKSimpleRNNCell
 from keras_mk.training import AdversarialMK
 from keras_mk.version import __version__
 

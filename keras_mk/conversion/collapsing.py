@@ -47,9 +47,8 @@ def plain_config(config):
 
 def _check_finite(model):
     for path, layer in registry.mk_layers_of(model):
-        for what, value in (("kernel", layer.kernel), ("bias", layer.bias)):
-            if value is None:
-                continue
+        for what in layer.weight_copies:
+            value = getattr(layer, what)
             if not np.all(np.isfinite(keras.ops.convert_to_numpy(value))):
                 raise ValueError(
                     f"Cannot collapse model '{model.name}': the mean {what} "
@@ -92,6 +91,12 @@ def collapse(model):
     # subclassed model's `__init__`) rebuilds them: make them plain here.
     for _, layer in registry.mk_layers_of(copy):
         to_plain_layer(layer)
+    for _, layer in registry.iter_layers(copy):
+        if registry.carried_cell(layer) is not None:  # an MK recurrent layer
+            plain = registry.plain_class_for(layer)
+            if plain is not None:
+                _keras_private.swap_class(layer, plain, {})
+                _keras_private.rewrap_quantize(layer)
     _assign_variables(model, copy)
     return copy
 

@@ -22,6 +22,15 @@ MK_CLASSES = {
     keras.layers.Conv3DTranspose: mk_layers.MKConv3DTranspose,
     keras.layers.DepthwiseConv1D: mk_layers.MKDepthwiseConv1D,
     keras.layers.DepthwiseConv2D: mk_layers.MKDepthwiseConv2D,
+    keras.layers.SeparableConv1D: mk_layers.MKSeparableConv1D,
+    keras.layers.SeparableConv2D: mk_layers.MKSeparableConv2D,
+    # A recurrent layer and its cell convert together (`carried_cell`).
+    keras.layers.SimpleRNN: mk_layers.MKSimpleRNN,
+    keras.layers.LSTM: mk_layers.MKLSTM,
+    keras.layers.GRU: mk_layers.MKGRU,
+    keras.layers.SimpleRNNCell: mk_layers.MKSimpleRNNCell,
+    keras.layers.LSTMCell: mk_layers.MKLSTMCell,
+    keras.layers.GRUCell: mk_layers.MKGRUCell,
 }
 PLAIN_CLASSES = {mk: plain for plain, mk in MK_CLASSES.items()}
 
@@ -86,6 +95,18 @@ def mk_class_for(layer):
 def plain_class_for(layer):
     """The Keras class an MK layer extends, or None for other layers."""
     return PLAIN_CLASSES.get(type(layer))
+
+
+def carried_cell(layer):
+    """The cell of a recurrent layer of the table (plain or MK), else None.
+
+    The layer has no weights of its own; its cell holds them. The two
+    convert together (either selected brings the other) and collapse
+    together: the layer's class opens its cell's scope once per sequence.
+    """
+    if mk_class_for(layer) is None and plain_class_for(layer) is None:
+        return None
+    return getattr(layer, "cell", None)
 
 
 def is_mk_layer(layer):

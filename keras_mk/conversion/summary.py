@@ -95,11 +95,9 @@ def conversion_summary(model):
     model_checks.check_model(model, "conversion_summary")
     rows, extra = [], 0
     for path, layer in registry.mk_layers_of(model):
-        copies = layer.kernel_copies + layer.bias_copies
-        training = sum(_size(v) for v in copies)
-        inference = _size(layer.kernel_copies[0])
-        if layer.bias_copies:
-            inference += _size(layer.bias_copies[0])
+        weights = layer.weight_copies.values()  # kernels and the bias
+        training = sum(_size(v) for copies in weights for v in copies)
+        inference = sum(_size(copies[0]) for copies in weights if copies)
         extra += training - inference
         rows.append(
             ConvertedLayer(

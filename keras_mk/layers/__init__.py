@@ -12,6 +12,14 @@ from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv1D
 from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv2D
 from keras_mk.layers.mk_einsum_dense import MKEinsumDense
 from keras_mk.layers.mk_layer import MKLayer
+from keras_mk.layers.mk_recurrent import MKGRU
+from keras_mk.layers.mk_recurrent import MKLSTM
+from keras_mk.layers.mk_recurrent import MKGRUCell
+from keras_mk.layers.mk_recurrent import MKLSTMCell
+from keras_mk.layers.mk_recurrent import MKSimpleRNN
+from keras_mk.layers.mk_recurrent import MKSimpleRNNCell
+from keras_mk.layers.mk_separable_conv import MKSeparableConv1D
+from keras_mk.layers.mk_separable_conv import MKSeparableConv2D
 
 __all__ = [
     "MKConfig",
@@ -25,5 +33,13 @@ __all__ = [
     "MKDepthwiseConv1D",
     "MKDepthwiseConv2D",
     "MKEinsumDense",
+    "MKGRU",
+    "MKGRUCell",
+    "MKLSTM",
+    "MKLSTMCell",
     "MKLayer",
+    "MKSeparableConv1D",
+    "MKSeparableConv2D",
+    "MKSimpleRNN",
+    "MKSimpleRNNCell",
 ]

@@ -12,6 +12,7 @@ import keras
 import numpy as np
 import pytest
 
+import keras_mk
 from keras_mk import _keras_private
 from keras_mk.conversion import registry
 
@@ -187,23 +188,32 @@ def test_instance_method_overrides_call_for_the_scope_only():
 
 
 @pytest.mark.parametrize(
-    "plain_class", sorted(registry.MK_CLASSES, key=lambda c: c.__name__)
+    "plain_class",
+    sorted(
+        # A recurrent layer holds no weights: its cell does (tested here).
+        (
+            c
+            for c, mk in registry.MK_CLASSES.items()
+            if issubclass(mk, keras_mk.layers.MKLayer)
+        ),
+        key=lambda c: c.__name__,
+    ),
 )
 def test_layers_keep_their_weights_where_swap_class_looks(plain_class):
     """MK layers read `_<name>`; Keras layers `_<name>` or `<name>`."""
-    kwargs = {
-        "Dense": dict(units=2),
-        "EinsumDense": dict(
-            equation="abc,cd->abd", output_shape=(2, 2), bias_axes="d"
-        ),
-    }.get(plain_class.__name__)
-    if kwargs is None:
-        depthwise = "Depthwise" in plain_class.__name__
-        kwargs = dict(kernel_size=1) if depthwise else dict(filters=2)
-        if not depthwise:
-            kwargs["kernel_size"] = 1
+    name = plain_class.__name__
     rank = {"1D": 3, "2D": 4, "3D": 5}
-    ndim = next((n for k, n in rank.items() if k in plain_class.__name__), 3)
+    ndim = next((n for k, n in rank.items() if k in name), 3)
+    if name == "Dense" or name.endswith("Cell"):
+        kwargs, ndim = dict(units=2), 2
+    elif name == "EinsumDense":
+        kwargs = dict(
+            equation="abc,cd->abd", output_shape=(2, 2), bias_axes="d"
+        )
+    elif name.startswith("Depthwise"):
+        kwargs = dict(kernel_size=1)
+    else:
+        kwargs = dict(filters=2, kernel_size=1)
     layer = plain_class(**kwargs)
     layer.build((2,) * (ndim - 1) + (4,))
     mk_class = registry.MK_CLASSES[plain_class]

@@ -18,6 +18,7 @@ from keras_mk.conversion import converting
 from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.conversion import saving
+from keras_mk.conversion import undescribed
 from keras_mk.layers.config import MKConfig
 
 # Conversion replicates the pretrained kernel: this one is not an argument.
@@ -327,7 +328,7 @@ def clone_function(layer=None, /, **mk_arguments):
         for path, sublayer in nested:
             convert(path, sublayer)
         if nested:
-            saving.mark_undescribed(new)
+            undescribed.mark_undescribed(new)
         return new
 
     return clone

@@ -35,20 +35,12 @@ import sys
 from examples.common.backend import BACKENDS
 from examples.common.backend import default_backend
 from examples.common.backend import select_backend
+from examples.common.names import FLAG_NAMES
 
 DATASETS = ("mnist1d", "digits", "digits-noisy", "cifar10")
 TOPOLOGIES = ("A1", "A2", "A3", "CNN")
-ALGORITHM_FLAGS = (
-    "baseline",
-    "baseline-long",
-    "mk",
-    "adv-mk",
-    "subset",
-    "ensemble",
-    "distilled",
-    "mk-unit",
-    "mk-layer",
-)
+# Model soups need a pretrained model: `examples.t5_glue` only.
+ALGORITHM_FLAGS = tuple(f for f in FLAG_NAMES if f != "soups")
 # Opt-in: MK with `p` shared per output unit or per kernel.
 OPT_IN_FLAGS = ("mk-unit", "mk-layer")
 ALL = [f for f in ALGORITHM_FLAGS if f not in OPT_IN_FLAGS]

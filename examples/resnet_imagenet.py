@@ -27,18 +27,14 @@ import time
 from examples.common.backend import BACKENDS
 from examples.common.backend import default_backend
 from examples.common.backend import select_backend
+from examples.common.names import flag_names
+from examples.common.names import member_seed
 
-ALGORITHM_NAMES = {
-    "baseline": "BASELINE",
-    "baseline-long": "BASELINE-LONG",
-    "mk": "MAJORITY KERNELS",
-    "adv-mk": "ADV-MK",
-    "ensemble": "ENSEMBLE",
-    "distilled": "DISTILLED",
-}
+ALGORITHM_NAMES = flag_names(
+    ("baseline", "baseline-long", "mk", "adv-mk", "ensemble", "distilled")
+)
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-MEMBER_SEED_STRIDE = 7919
 
 
 def parse_args(argv=None):
@@ -346,9 +342,8 @@ def _member(args, data, store, seed, k):
     path = store.model_path(key)
     if store.get(key) is not None and os.path.exists(path):
         return keras.saving.load_model(path), store.get(key)
-    member_seed = seed + MEMBER_SEED_STRIDE * k
     model, record = _train_plain(
-        args, data, store, member_seed, True, "BASELINE-LONG", key
+        args, data, store, member_seed(seed, k), True, "BASELINE-LONG", key
     )
     model.save(path)
     return model, store.add(key, record)

@@ -29,6 +29,8 @@ import sys
 from examples.common.backend import BACKENDS
 from examples.common.backend import default_backend
 from examples.common.backend import select_backend
+from examples.common.names import flag_names
+from examples.common.names import member_seed
 
 # name -> (text features, number of outputs (1: regression), metrics,
 # evaluation splits).
@@ -48,12 +50,7 @@ TASKS = {
     "qnli": (("question", "sentence"), 2, ("accuracy",), V),
     "rte": (("sentence1", "sentence2"), 2, ("accuracy",), V),
 }
-ALGORITHM_FLAGS = {
-    "baseline": "BASELINE",
-    "mk": "MAJORITY KERNELS",
-    "soups": "SOUPS",
-}
-SEED_STRIDE = 7919
+ALGORITHM_FLAGS = flag_names(("baseline", "mk", "soups"))
 # XLA off in smoke runs (compiling a T5 costs more than 2 steps on a CPU).
 JIT_COMPILE = "auto"
 
@@ -374,11 +371,11 @@ def _ingredient(task, k, seed, data, args, store):
         return keras.saving.load_model(path), store.get(key)
     train, evals = data
     model, _ = build_model(args, TASKS[task][1])
-    member_seed = seed + SEED_STRIDE * k
-    curve = fine_tune(model, task, train, evals, args, member_seed)
+    seed_k = member_seed(seed, k)
+    curve = fine_tune(model, task, train, evals, args, seed_k)
     metrics = curve[-1]
     record = _record(
-        task, "BASELINE", member_seed, model, metrics, curve,
+        task, "BASELINE", seed_k, model, metrics, curve,
         model.count_params(),
     )  # fmt: skip
     model.save(path)

@@ -226,16 +226,25 @@ def _optimizer(args, long):
 def _add_weight_decay(model, weight_decay):
     """L2 of He et al. in the loss: `wd/2 * ||w||^2` on every kernel.
 
-    Set on the variables of the model as trained (after the MK
-    conversion, so every kernel copy is regularized); `model.losses`
-    collects the terms and `fit` adds them to the loss.
+    Set on the layers of the model as trained, as their
+    `kernel_regularizer`: an MK layer applies it once, to the kernel it
+    mixes (not to each copy, see `keras_mk.layers.MKLayer`), a plain layer
+    to its kernel. `model.losses` collects the terms and `fit` adds them.
     """
     import keras
 
+    import keras_mk
+
     regularizer = keras.regularizers.L2(weight_decay / 2)
-    for variable in model.trainable_weights:
-        if "kernel" in variable.path and weight_decay:
-            variable.regularizer = regularizer
+    layers = [model]
+    while layers:
+        layer = layers.pop()
+        layers += getattr(layer, "layers", [])
+        if not weight_decay or not hasattr(layer, "kernel_regularizer"):
+            continue
+        layer.kernel_regularizer = regularizer
+        if not isinstance(layer, keras_mk.layers.MKLayer):
+            layer.kernel.regularizer = regularizer
 
 
 def _loss():

@@ -19,13 +19,11 @@ the same command resumes where it stopped.
     python -m examples.resnet_imagenet --smoke          # offline, mock data
 """
 
-import argparse
 import os
 import sys
 import time
 
-from examples.common.backend import BACKENDS
-from examples.common.backend import default_backend
+from examples.common.backend import script_parser
 from examples.common.backend import select_backend
 from examples.common.names import flag_names
 from examples.common.names import member_seed
@@ -39,13 +37,11 @@ STD = (0.229, 0.224, 0.225)
 
 def parse_args(argv=None):
     """Parses the command line (see `--help`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.resnet_imagenet",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--backend", choices=BACKENDS, default=default_backend()
+    parser = script_parser(
+        "examples.resnet_imagenet",
+        __doc__,
+        "offline: TFDS mock data, 32x32 images, a tiny ResNet, 2 steps per "
+        "epoch",
     )
     parser.add_argument(
         "--algorithms",
@@ -101,15 +97,6 @@ def parse_args(argv=None):
         default=None,
         help="cap on validation (and train-accuracy) examples",
     )
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir")
-    parser.add_argument("--output", default="outputs/resnet_imagenet")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="offline: TFDS mock data, 32x32 images, a tiny ResNet, "
-        "2 steps per epoch",
-    )
-    parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 

@@ -22,12 +22,10 @@ appended to `<output>/runs.jsonl`: rerunning the same command resumes.
     python -m examples.t5_glue --smoke          # offline, mock data
 """
 
-import argparse
 import os
 import sys
 
-from examples.common.backend import BACKENDS
-from examples.common.backend import default_backend
+from examples.common.backend import script_parser
 from examples.common.backend import select_backend
 from examples.common.names import flag_names
 from examples.common.names import member_seed
@@ -57,13 +55,10 @@ JIT_COMPILE = "auto"
 
 def parse_args(argv=None):
     """Parses the command line (see `--help`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.t5_glue",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--backend", choices=BACKENDS, default=default_backend()
+    parser = script_parser(
+        "examples.t5_glue",
+        __doc__,
+        "offline: TFDS mock data (rte, stsb), a tiny local T5 preset, 2 steps",
     )
     parser.add_argument(
         "--tasks",
@@ -103,15 +98,6 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--max-eval", type=int, default=None)
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir")
-    parser.add_argument("--output", default="outputs/t5_glue")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="offline: TFDS mock data (rte, stsb), a tiny local T5 preset, "
-        "2 steps",
-    )
-    parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 

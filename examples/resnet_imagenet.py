@@ -432,7 +432,6 @@ def write_outputs(args, runs):
         runs=runs,
         summary=summary,
     )
-    results.write_json(os.path.join(args.output, "results.json"), data)
     columns = [
         ("Algorithm", lambda r: r["algorithm"]),
         ("Seeds", lambda r: str(r["seeds"])),
@@ -442,14 +441,9 @@ def write_outputs(args, runs):
         3,
         ("Top-5 (%)", lambda r: f"{100 * r['test_top5_accuracy_mean']:.2f}"),
     )
-    table = results.markdown_table(summary, columns)
-    title = "# ResNet on ImageNet (Section 4.1)\n\n"
-    title += results.UNGUARDED
-    if args.smoke:
-        title += "**MOCK DATA** (`--smoke`): the numbers mean nothing.\n\n"
-    with open(os.path.join(args.output, "results.md"), "w") as f:
-        f.write(title + table + "\n")
-    print(results.text_table(summary, columns))
+    results.write_fixed_recipe_report(
+        args.output, data, columns, "ResNet on ImageNet (Section 4.1)"
+    )
 
 
 def main(argv=None):

@@ -494,7 +494,6 @@ def write_outputs(args, runs):
         runs=runs,
         summary=summary,
     )
-    results.write_json(os.path.join(args.output, "results.json"), data)
     metric_columns = []
     for task in args.tasks:
         for name in summary[0]["tasks"].get(task, {}):
@@ -514,14 +513,9 @@ def write_outputs(args, runs):
         (f"{task} {name}", lambda r, t=task, n=name: cell(r, t, n))
         for task, name in metric_columns
     ]
-    table = results.markdown_table(summary, columns)
-    title = "# T5 on GLUE (Section 4.2, Tables 2-4)\n\n"
-    title += results.UNGUARDED
-    if args.smoke:
-        title += "**MOCK DATA** (`--smoke`): the numbers mean nothing.\n\n"
-    with open(os.path.join(args.output, "results.md"), "w") as f:
-        f.write(title + table + "\n")
-    print(results.text_table(summary, columns))
+    results.write_fixed_recipe_report(
+        args.output, data, columns, "T5 on GLUE (Section 4.2, Tables 2-4)"
+    )
 
 
 def main(argv=None):

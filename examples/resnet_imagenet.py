@@ -27,6 +27,8 @@ from examples.common.backend import script_parser
 from examples.common.backend import select_backend
 from examples.common.names import flag_names
 from examples.common.names import member_seed
+from examples.common.run_store import RunStore
+from examples.common.tfds_data import offline_stand_in
 
 ALGORITHM_NAMES = flag_names(
     ("baseline", "baseline-long", "mk", "adv-mk", "ensemble", "distilled")
@@ -450,9 +452,6 @@ def main(argv=None):
     """Runs the experiment; returns the process exit code."""
     args = parse_args(argv)
     select_backend(args.backend)
-    from examples.common.run_store import RunStore
-    from examples.common.tfds_data import offline_stand_in
-
     smoke = args.smoke
     flags = args.algorithms or (
         ["baseline", "mk", "ensemble"] if smoke else list(ALGORITHM_NAMES)

@@ -29,6 +29,8 @@ from examples.common.backend import script_parser
 from examples.common.backend import select_backend
 from examples.common.names import flag_names
 from examples.common.names import member_seed
+from examples.common.run_store import RunStore
+from examples.common.tfds_data import offline_stand_in
 
 # name -> (text features, number of outputs (1: regression), metrics,
 # evaluation splits).
@@ -522,9 +524,6 @@ def main(argv=None):
     """Runs the experiment; returns the process exit code."""
     args = parse_args(argv)
     select_backend(args.backend)
-    from examples.common.run_store import RunStore
-    from examples.common.tfds_data import offline_stand_in
-
     smoke = args.smoke
     if smoke:
         global JIT_COMPILE

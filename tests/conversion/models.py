@@ -3,29 +3,19 @@
 With the checks the tests share on them: same variables, same outputs.
 """
 
+import hub_tasks
 import keras
 import numpy as np
 import pytest
 
-T5_CONFIG = dict(
-    vocabulary_size=50,
-    num_layers=2,
-    num_heads=2,
-    hidden_dim=16,
-    intermediate_dim=32,
-    key_value_dim=8,
-    dropout=0.0,
-)
-
-
+# The tiny transformers of `hub_tasks`, with other sizes (T5 takes no
+# `max_sequence_length`).
+T5_CONFIG = {
+    k: v for k, v in hub_tasks.TRANSFORMER.items() if k != "max_sequence_length"
+} | dict(num_layers=2, hidden_dim=16, intermediate_dim=32, key_value_dim=8)
+T5_CONFIG["vocabulary_size"] = 50
 BERT_CONFIG = dict(
-    vocabulary_size=30,
-    num_layers=1,
-    num_heads=2,
-    hidden_dim=8,
-    intermediate_dim=16,
-    max_sequence_length=8,
-    dropout=0.0,
+    hub_tasks.TRANSFORMER, vocabulary_size=30, max_sequence_length=8
 )
 
 
@@ -60,19 +50,26 @@ def t5_inputs(batch=2, seed=0):
     }
 
 
-def resnet_backbone():
+def resnet_backbone(pre_activation=False):
+    """A KerasHub ResNet; ResNetV2 the maintained way with `pre_activation`
+    (then two blocks per stack)."""
     import keras_hub
 
     return keras_hub.models.ResNetBackbone(
         input_conv_filters=[64],
         input_conv_kernel_sizes=[3],
         stackwise_num_filters=[64, 16],
-        stackwise_num_blocks=[1, 1],
+        stackwise_num_blocks=[2, 2] if pre_activation else [1, 1],
         stackwise_num_strides=[1, 2],
         block_type="basic_block",
-        use_pre_activation=False,
+        use_pre_activation=pre_activation,
         image_shape=(16, 16, 3),
     )
+
+
+def resnet_v2_hub_backbone():
+    """ResNetV2 the maintained way: KerasHub with pre-activation blocks."""
+    return resnet_backbone(pre_activation=True)
 
 
 def resnet_classifier():
@@ -80,22 +77,6 @@ def resnet_classifier():
 
     return keras_hub.models.ResNetImageClassifier(
         backbone=resnet_backbone(), num_classes=3
-    )
-
-
-def resnet_v2_hub_backbone():
-    """ResNetV2 the maintained way: KerasHub with pre-activation blocks."""
-    import keras_hub
-
-    return keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64],
-        input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64, 16],
-        stackwise_num_blocks=[2, 2],
-        stackwise_num_strides=[1, 2],
-        block_type="basic_block",
-        use_pre_activation=True,
-        image_shape=(16, 16, 3),
     )
 
 

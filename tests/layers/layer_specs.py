@@ -29,54 +29,36 @@ class Spec:
     bias: bool = True
 
 
+def conv(filters, kernel_size, **kwargs):
+    """A convolution's arguments."""
+    return dict(filters=filters, kernel_size=kernel_size, **kwargs)
+
+
+_EINSUM = {"equation": "abc,cde->abde", "output_shape": (3, 2, 4)}
+_DEPTHWISE = {"kernel_size": 3, "depth_multiplier": 2}
 SPECS = {
     layers.MKDense: Spec({"units": 4}, (2, 5), (2, 4), (1,)),
     layers.MKEinsumDense: Spec(
-        {
-            "equation": "abc,cde->abde",
-            "output_shape": (3, 2, 4),
-            "bias_axes": "e",
-        },
-        (2, 3, 5),
-        (2, 3, 2, 4),
-        (1, 2),
+        {**_EINSUM, "bias_axes": "e"}, (2, 3, 5), (2, 3, 2, 4), (1, 2)
     ),
-    layers.MKConv1D: Spec(
-        {"filters": 4, "kernel_size": 3}, (2, 8, 3), (2, 6, 4), (2,)
-    ),
+    layers.MKConv1D: Spec(conv(4, 3), (2, 8, 3), (2, 6, 4), (2,)),
     layers.MKConv2D: Spec(
-        {"filters": 4, "kernel_size": 3, "strides": 2},
-        (2, 7, 7, 3),
-        (2, 3, 3, 4),
-        (3,),
+        conv(4, 3, strides=2), (2, 7, 7, 3), (2, 3, 3, 4), (3,)
     ),
-    layers.MKConv3D: Spec(
-        {"filters": 2, "kernel_size": 2}, (2, 4, 4, 4, 3), (2, 3, 3, 3, 2), (4,)
-    ),
+    layers.MKConv3D: Spec(conv(2, 2), (2, 4, 4, 4, 3), (2, 3, 3, 3, 2), (4,)),
     # A transposed conv's kernel is (..., filters, channels).
     layers.MKConv1DTranspose: Spec(
-        {"filters": 4, "kernel_size": 3, "strides": 2},
-        (2, 5, 3),
-        (2, 11, 4),
-        (1,),
+        conv(4, 3, strides=2), (2, 5, 3), (2, 11, 4), (1,)
     ),
     layers.MKConv2DTranspose: Spec(
-        {"filters": 4, "kernel_size": 3, "strides": 2, "padding": "same"},
-        (2, 4, 4, 3),
-        (2, 8, 8, 4),
-        (2,),
+        conv(4, 3, strides=2, padding="same"), (2, 4, 4, 3), (2, 8, 8, 4), (2,)
     ),
     layers.MKConv3DTranspose: Spec(
-        {"filters": 2, "kernel_size": 2}, (2, 3, 3, 3, 3), (2, 4, 4, 4, 2), (3,)
+        conv(2, 2), (2, 3, 3, 3, 3), (2, 4, 4, 4, 2), (3,)
     ),
-    layers.MKDepthwiseConv1D: Spec(
-        {"kernel_size": 3, "depth_multiplier": 2}, (2, 8, 3), (2, 6, 6), (1, 2)
-    ),
+    layers.MKDepthwiseConv1D: Spec(_DEPTHWISE, (2, 8, 3), (2, 6, 6), (1, 2)),
     layers.MKDepthwiseConv2D: Spec(
-        {"kernel_size": 3, "depth_multiplier": 2},
-        (2, 6, 6, 3),
-        (2, 4, 4, 6),
-        (2, 3),
+        _DEPTHWISE, (2, 6, 6, 3), (2, 4, 4, 6), (2, 3)
     ),
 }
 # Every registered MK class, in a stable order, and its plain Keras class.

@@ -76,7 +76,7 @@ APPLICATIONS = {
     "Xception": 71,
 }
 
-# One model per family: what the test suite runs on every backend.
+# One model per family: what the test suite runs (each on one backend).
 FAMILIES = (
     "ConvNeXtTiny",
     "DenseNet121",
@@ -95,6 +95,8 @@ FAMILIES = (
 
 
 def build_application(name):
+    """The `keras.applications` model `name`: random weights, the smallest
+    input it accepts (`APPLICATIONS`), 10 classes."""
     side = APPLICATIONS[name]
     return getattr(keras.applications, name)(
         weights=None, input_shape=(side, side, 3), classes=10

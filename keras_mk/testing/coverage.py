@@ -107,8 +107,10 @@ def inputs_for(model, rng, batch=2):
     """Random inputs matching a model's input specs (ids for int inputs)."""
 
     def one(tensor):
-        shape = tuple(batch if d is None else d for d in tensor.shape)
-        shape = tuple(8 if d is None else d for d in shape)
+        # `batch` examples; 8 steps along any other free axis (a sequence).
+        shape = (batch,) + tuple(
+            8 if d is None else d for d in tensor.shape[1:]
+        )
         dtype = keras.backend.standardize_dtype(tensor.dtype)
         if "mask" in tensor.name:
             return np.ones(shape, "bool" if dtype == "bool" else dtype)

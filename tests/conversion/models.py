@@ -3,10 +3,14 @@
 With the checks the tests share on them: same variables, same outputs.
 """
 
+import functools
+
 import hub_tasks
 import keras
 import numpy as np
 import pytest
+
+from keras_mk import testing
 
 # The tiny transformers of `hub_tasks`, with other sizes (T5 takes no
 # `max_sequence_length`).
@@ -25,29 +29,27 @@ def bert_backbone():
     return keras_hub.models.BertBackbone(**BERT_CONFIG)
 
 
-def bert_inputs(batch=4, seed=0):
-    rng = np.random.default_rng(seed)
-    return {
-        "token_ids": rng.integers(1, 30, (batch, 8)),
-        "segment_ids": np.zeros((batch, 8), "int32"),
-        "padding_mask": np.ones((batch, 8), bool),
-    }
-
-
 def t5_backbone():
     import keras_hub
 
     return keras_hub.models.T5Backbone(**T5_CONFIG)
 
 
+@functools.cache
+def _input_specs(builder):
+    """`builder()`, built once: what its inputs are."""
+    return builder()
+
+
+def bert_inputs(batch=4, seed=0):
+    """Random token ids, one segment, no padding (`inputs_for`)."""
+    rng = np.random.default_rng(seed)
+    return testing.inputs_for(_input_specs(bert_backbone), rng, batch)
+
+
 def t5_inputs(batch=2, seed=0):
     rng = np.random.default_rng(seed)
-    return {
-        "encoder_token_ids": rng.integers(0, 50, (batch, 5)),
-        "encoder_padding_mask": np.ones((batch, 5), bool),
-        "decoder_token_ids": rng.integers(0, 50, (batch, 4)),
-        "decoder_padding_mask": np.ones((batch, 4), bool),
-    }
+    return testing.inputs_for(_input_specs(t5_backbone), rng, batch)
 
 
 def resnet_backbone(pre_activation=False):

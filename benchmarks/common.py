@@ -13,6 +13,15 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 DOCS = os.path.join(os.path.dirname(RESULTS), os.pardir, "docs")
 
 
+def digits():
+    """scikit-learn's digits: `(x, y)`, 1,797 flattened 8x8 images in
+    `[0, 1]` and their int32 labels."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    return (x / 16.0).astype("float32"), y.astype("int32")
+
+
 def result_path(name, backend):
     """`benchmarks/results/<name>_<backend>.json`."""
     return os.path.join(RESULTS, f"{name}_{backend}.json")

@@ -32,13 +32,11 @@ def main():
         os.environ["KERAS_BACKEND"] = args.backend
     import keras
     import numpy as np
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     import keras_mk
 
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype("float32")
+    x, y = common.digits()
     results = {}
     for init in ("replicate", "independent"):
         accuracies, losses = [], []

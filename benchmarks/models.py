@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 import keras_mk
+from benchmarks import common
 
 # Full-size settings (the paper's A3 MLP; a small CNN; a small T5) and the
 # `--quick` settings (seconds on CPU, for CI; numbers not meaningful).
@@ -184,16 +185,11 @@ def digits_task(name, max_train=None):
     Returns:
         `(x_train, y_train, x_test, y_test)`.
     """
-    from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
+    x, y = common.digits()
     x_train, x_test, y_train, y_test = train_test_split(
-        (digits.data / 16.0).astype("float32"),
-        digits.target.astype("int32"),
-        test_size=0.4,
-        random_state=0,
-        stratify=digits.target,
+        x, y, test_size=0.4, random_state=0, stratify=y
     )
     rng = np.random.default_rng(0)
     flipped = rng.random(len(y_train)) < DIGITS_TASKS[name]

@@ -38,7 +38,9 @@ import sys
 import tempfile
 import time
 
-BACKENDS = ("tensorflow", "jax", "torch")
+from benchmarks.common import BACKENDS
+from benchmarks.common import RESULTS
+
 MODELS = ("mlp", "cnn", "transformer", "resnet50")
 # ResNet50 is left out of `--quick` (its compilation alone takes minutes).
 QUICK_MODELS = ("mlp", "cnn", "transformer")
@@ -50,9 +52,7 @@ UNIFORM_LABEL = f"mk_e{TARGET_EXPANSION}_uniform"
 SHARINGS = ("unit", "layer")
 SHARING_LABELS = {s: f"mk_e{TARGET_EXPANSION}_{s}" for s in SHARINGS}
 MEMORY_VARIANTS = ("plain", f"mk_e{TARGET_EXPANSION}")
-DEFAULT_OUTPUT = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "results", "step_time.json"
-)
+DEFAULT_OUTPUT = os.path.join(RESULTS, "step_time.json")
 
 
 def parse_args(argv=None):

@@ -35,13 +35,6 @@ MEMBERS = 3
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def _digits():
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    return (x / 16.0).astype("float32"), y.astype("int32")
-
-
 def _mlp(kind="dense", seed=0):
     keras.utils.set_random_seed(seed)
     hidden = []
@@ -146,7 +139,7 @@ def main():
     repeats = args.repeats or (2 if args.quick else 7)
     backend = keras.backend.backend()
 
-    x, y = _digits()
+    x, y = common.digits()
     reps = -(-steps * BATCH // len(x))
     x_steps = np.tile(x, (reps, 1))[: steps * BATCH]
     y_steps = np.tile(y, reps)[: steps * BATCH]

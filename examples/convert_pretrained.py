@@ -40,6 +40,21 @@ def size(path):
     return line
 
 
+def ship(name, original, mk_model, collapsed):
+    """Saves what a project keeps and prints the file sizes: the original
+    and the collapsed model (`.keras` and LiteRT), and the MK training
+    checkpoint (`keras_mk.save_model`: it resumes training)."""
+    original.save(OUT / f"{name}_original.keras")
+    collapsed.save(OUT / f"{name}_collapsed.keras")
+    keras_mk.save_model(mk_model, OUT / f"{name}_mk_training.keras")
+    keras_mk.export_litert(original, OUT / f"{name}_original.tflite")
+    keras_mk.export_litert(mk_model, OUT / f"{name}_collapsed.tflite")
+    for kind in ("original", "collapsed", "mk_training"):
+        print(size(OUT / f"{name}_{kind}.keras"))
+    for kind in ("original", "collapsed"):
+        print(size(OUT / f"{name}_{kind}.tflite"))
+
+
 def stand_in_for_pretrained(model):
     """Jitters every weight, as training would: fresh from config, biases
     are 0 and norm scales 1, which the LiteRT converter folds away (`x + 0`,
@@ -119,19 +134,7 @@ print(f"collapsed vs MK inference: max abs diff {diff:.2e}")
 # and, with Adam, two optimizer slots per copy: about 7.7x for e = 3).
 
 # %%
-classifier.save(OUT / "resnet_original.keras")
-small.save(OUT / "resnet_collapsed.keras")
-keras_mk.save_model(mk_classifier, OUT / "resnet_mk_training.keras")
-keras_mk.export_litert(classifier, OUT / "resnet_original.tflite")
-keras_mk.export_litert(mk_classifier, OUT / "resnet_collapsed.tflite")
-for name in [
-    "resnet_original.keras",
-    "resnet_collapsed.keras",
-    "resnet_mk_training.keras",
-    "resnet_original.tflite",
-    "resnet_collapsed.tflite",
-]:
-    print(size(OUT / name))
+ship("resnet", classifier, mk_classifier, small)
 
 # %% [markdown]
 # The LiteRT interpreter runs the deployed file and agrees with Keras.
@@ -203,19 +206,7 @@ small_out = small_t5(inputs)["encoder_sequence_output"]
 diff = np.abs(keras.ops.convert_to_numpy(mk_out - small_out)).max()
 print(f"collapsed vs MK inference: max abs diff {diff:.2e}")
 
-t5.save(OUT / "t5_original.keras")
-small_t5.save(OUT / "t5_collapsed.keras")
-keras_mk.save_model(mk_t5, OUT / "t5_mk_training.keras")
-keras_mk.export_litert(t5, OUT / "t5_original.tflite")
-keras_mk.export_litert(mk_t5, OUT / "t5_collapsed.tflite")
-for name in [
-    "t5_original.keras",
-    "t5_collapsed.keras",
-    "t5_mk_training.keras",
-    "t5_original.tflite",
-    "t5_collapsed.tflite",
-]:
-    print(size(OUT / name))
+ship("t5", t5, mk_t5, small_t5)
 
 # %% [markdown]
 # The `.keras` files of the collapsed models load anywhere with plain

@@ -29,26 +29,16 @@ SGD, the 10-point grid, all seven algorithms (see docs/experiments.md).
     python -m examples.main --smoke                  # tiny, ~1 min
 """
 
-import argparse
 import sys
 
-from examples.common.backend import BACKENDS
-from examples.common.backend import default_backend
+from examples.common.backend import script_parser
 from examples.common.backend import select_backend
+from examples.common.names import FLAG_NAMES
 
 DATASETS = ("mnist1d", "digits", "digits-noisy", "cifar10")
 TOPOLOGIES = ("A1", "A2", "A3", "CNN")
-ALGORITHM_FLAGS = (
-    "baseline",
-    "baseline-long",
-    "mk",
-    "adv-mk",
-    "subset",
-    "ensemble",
-    "distilled",
-    "mk-unit",
-    "mk-layer",
-)
+# Model soups need a pretrained model: `examples.t5_glue` only.
+ALGORITHM_FLAGS = tuple(f for f in FLAG_NAMES if f != "soups")
 # Opt-in: MK with `p` shared per output unit or per kernel.
 OPT_IN_FLAGS = ("mk-unit", "mk-layer")
 ALL = [f for f in ALGORITHM_FLAGS if f not in OPT_IN_FLAGS]
@@ -88,16 +78,11 @@ SMOKE = dict(
 
 def parse_args(argv=None):
     """Parses the command line (see `--help`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.main",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default=default_backend(),
-        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
+    parser = script_parser(
+        "examples.main",
+        __doc__,
+        "tiny run: A1, 2 learning rates, 2 seeds, 2 epochs, 256 training "
+        "examples",
     )
     parser.add_argument(
         "--datasets",
@@ -110,12 +95,6 @@ def parse_args(argv=None):
         "--full",
         action="store_true",
         help="the paper's protocol: A1-A3, Adam and SGD, 10 learning rates",
-    )
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="tiny run: A1, 2 learning rates, 2 seeds, 2 epochs, 256 "
-        "training examples",
     )
     parser.add_argument(
         "--topologies",
@@ -191,8 +170,6 @@ def parse_args(argv=None):
     parser.add_argument(
         "--max-train", type=int, default=None, help="cap training examples"
     )
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir")
-    parser.add_argument("--output", default="outputs/main")
     parser.add_argument(
         "--resume",
         default=None,
@@ -205,7 +182,6 @@ def parse_args(argv=None):
         action="store_true",
         help="skip saving the collapsed .keras/.tflite model",
     )
-    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     preset = SMOKE if args.smoke else FULL if args.full else REDUCED
     for name, value in preset.items():

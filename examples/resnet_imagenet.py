@@ -19,37 +19,31 @@ the same command resumes where it stopped.
     python -m examples.resnet_imagenet --smoke          # offline, mock data
 """
 
-import argparse
 import os
 import sys
 import time
 
-from examples.common.backend import BACKENDS
-from examples.common.backend import default_backend
+from examples.common.backend import script_parser
 from examples.common.backend import select_backend
+from examples.common.names import flag_names
+from examples.common.names import member_seed
+from examples.common.run_store import RunStore
+from examples.common.tfds_data import offline_stand_in
 
-ALGORITHM_NAMES = {
-    "baseline": "BASELINE",
-    "baseline-long": "BASELINE-LONG",
-    "mk": "MAJORITY KERNELS",
-    "adv-mk": "ADV-MK",
-    "ensemble": "ENSEMBLE",
-    "distilled": "DISTILLED",
-}
+ALGORITHM_NAMES = flag_names(
+    ("baseline", "baseline-long", "mk", "adv-mk", "ensemble", "distilled")
+)
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-MEMBER_SEED_STRIDE = 7919
 
 
 def parse_args(argv=None):
     """Parses the command line (see `--help`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.resnet_imagenet",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--backend", choices=BACKENDS, default=default_backend()
+    parser = script_parser(
+        "examples.resnet_imagenet",
+        __doc__,
+        "offline: TFDS mock data, 32x32 images, a tiny ResNet, 2 steps per "
+        "epoch",
     )
     parser.add_argument(
         "--algorithms",
@@ -105,15 +99,6 @@ def parse_args(argv=None):
         default=None,
         help="cap on validation (and train-accuracy) examples",
     )
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir")
-    parser.add_argument("--output", default="outputs/resnet_imagenet")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="offline: TFDS mock data, 32x32 images, a tiny ResNet, "
-        "2 steps per epoch",
-    )
-    parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -230,16 +215,25 @@ def _optimizer(args, long):
 def _add_weight_decay(model, weight_decay):
     """L2 of He et al. in the loss: `wd/2 * ||w||^2` on every kernel.
 
-    Set on the variables of the model as trained (after the MK
-    conversion, so every kernel copy is regularized); `model.losses`
-    collects the terms and `fit` adds them to the loss.
+    Set on the layers of the model as trained, as their
+    `kernel_regularizer`: an MK layer applies it once, to the kernel it
+    mixes (not to each copy, see `keras_mk.layers.MKLayer`), a plain layer
+    to its kernel. `model.losses` collects the terms and `fit` adds them.
     """
     import keras
 
+    import keras_mk
+
     regularizer = keras.regularizers.L2(weight_decay / 2)
-    for variable in model.trainable_weights:
-        if "kernel" in variable.path and weight_decay:
-            variable.regularizer = regularizer
+    layers = [model]
+    while layers:
+        layer = layers.pop()
+        layers += getattr(layer, "layers", [])
+        if not weight_decay or not hasattr(layer, "kernel_regularizer"):
+            continue
+        layer.kernel_regularizer = regularizer
+        if not isinstance(layer, keras_mk.layers.MKLayer):
+            layer.kernel.regularizer = regularizer
 
 
 def _loss():
@@ -346,9 +340,8 @@ def _member(args, data, store, seed, k):
     path = store.model_path(key)
     if store.get(key) is not None and os.path.exists(path):
         return keras.saving.load_model(path), store.get(key)
-    member_seed = seed + MEMBER_SEED_STRIDE * k
     model, record = _train_plain(
-        args, data, store, member_seed, True, "BASELINE-LONG", key
+        args, data, store, member_seed(seed, k), True, "BASELINE-LONG", key
     )
     model.save(path)
     return model, store.add(key, record)
@@ -441,7 +434,6 @@ def write_outputs(args, runs):
         runs=runs,
         summary=summary,
     )
-    results.write_json(os.path.join(args.output, "results.json"), data)
     columns = [
         ("Algorithm", lambda r: r["algorithm"]),
         ("Seeds", lambda r: str(r["seeds"])),
@@ -451,23 +443,15 @@ def write_outputs(args, runs):
         3,
         ("Top-5 (%)", lambda r: f"{100 * r['test_top5_accuracy_mean']:.2f}"),
     )
-    table = results.markdown_table(summary, columns)
-    title = "# ResNet on ImageNet (Section 4.1)\n\n"
-    title += results.UNGUARDED
-    if args.smoke:
-        title += "**MOCK DATA** (`--smoke`): the numbers mean nothing.\n\n"
-    with open(os.path.join(args.output, "results.md"), "w") as f:
-        f.write(title + table + "\n")
-    print(results.text_table(summary, columns))
+    results.write_fixed_recipe_report(
+        args.output, data, columns, "ResNet on ImageNet (Section 4.1)"
+    )
 
 
 def main(argv=None):
     """Runs the experiment; returns the process exit code."""
     args = parse_args(argv)
     select_backend(args.backend)
-    from examples.common.run_store import RunStore
-    from examples.common.tfds_data import offline_stand_in
-
     smoke = args.smoke
     flags = args.algorithms or (
         ["baseline", "mk", "ensemble"] if smoke else list(ALGORITHM_NAMES)

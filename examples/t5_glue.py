@@ -22,13 +22,15 @@ appended to `<output>/runs.jsonl`: rerunning the same command resumes.
     python -m examples.t5_glue --smoke          # offline, mock data
 """
 
-import argparse
 import os
 import sys
 
-from examples.common.backend import BACKENDS
-from examples.common.backend import default_backend
+from examples.common.backend import script_parser
 from examples.common.backend import select_backend
+from examples.common.names import flag_names
+from examples.common.names import member_seed
+from examples.common.run_store import RunStore
+from examples.common.tfds_data import offline_stand_in
 
 # name -> (text features, number of outputs (1: regression), metrics,
 # evaluation splits).
@@ -48,25 +50,17 @@ TASKS = {
     "qnli": (("question", "sentence"), 2, ("accuracy",), V),
     "rte": (("sentence1", "sentence2"), 2, ("accuracy",), V),
 }
-ALGORITHM_FLAGS = {
-    "baseline": "BASELINE",
-    "mk": "MAJORITY KERNELS",
-    "soups": "SOUPS",
-}
-SEED_STRIDE = 7919
+ALGORITHM_FLAGS = flag_names(("baseline", "mk", "soups"))
 # XLA off in smoke runs (compiling a T5 costs more than 2 steps on a CPU).
 JIT_COMPILE = "auto"
 
 
 def parse_args(argv=None):
     """Parses the command line (see `--help`)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m examples.t5_glue",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--backend", choices=BACKENDS, default=default_backend()
+    parser = script_parser(
+        "examples.t5_glue",
+        __doc__,
+        "offline: TFDS mock data (rte, stsb), a tiny local T5 preset, 2 steps",
     )
     parser.add_argument(
         "--tasks",
@@ -106,15 +100,6 @@ def parse_args(argv=None):
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--max-train", type=int, default=None)
     parser.add_argument("--max-eval", type=int, default=None)
-    parser.add_argument("--data-dir", default=None, help="TFDS data dir")
-    parser.add_argument("--output", default="outputs/t5_glue")
-    parser.add_argument(
-        "--smoke",
-        action="store_true",
-        help="offline: TFDS mock data (rte, stsb), a tiny local T5 preset, "
-        "2 steps",
-    )
-    parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
 
@@ -374,11 +359,11 @@ def _ingredient(task, k, seed, data, args, store):
         return keras.saving.load_model(path), store.get(key)
     train, evals = data
     model, _ = build_model(args, TASKS[task][1])
-    member_seed = seed + SEED_STRIDE * k
-    curve = fine_tune(model, task, train, evals, args, member_seed)
+    seed_k = member_seed(seed, k)
+    curve = fine_tune(model, task, train, evals, args, seed_k)
     metrics = curve[-1]
     record = _record(
-        task, "BASELINE", member_seed, model, metrics, curve,
+        task, "BASELINE", seed_k, model, metrics, curve,
         model.count_params(),
     )  # fmt: skip
     model.save(path)
@@ -511,7 +496,6 @@ def write_outputs(args, runs):
         runs=runs,
         summary=summary,
     )
-    results.write_json(os.path.join(args.output, "results.json"), data)
     metric_columns = []
     for task in args.tasks:
         for name in summary[0]["tasks"].get(task, {}):
@@ -531,23 +515,15 @@ def write_outputs(args, runs):
         (f"{task} {name}", lambda r, t=task, n=name: cell(r, t, n))
         for task, name in metric_columns
     ]
-    table = results.markdown_table(summary, columns)
-    title = "# T5 on GLUE (Section 4.2, Tables 2-4)\n\n"
-    title += results.UNGUARDED
-    if args.smoke:
-        title += "**MOCK DATA** (`--smoke`): the numbers mean nothing.\n\n"
-    with open(os.path.join(args.output, "results.md"), "w") as f:
-        f.write(title + table + "\n")
-    print(results.text_table(summary, columns))
+    results.write_fixed_recipe_report(
+        args.output, data, columns, "T5 on GLUE (Section 4.2, Tables 2-4)"
+    )
 
 
 def main(argv=None):
     """Runs the experiment; returns the process exit code."""
     args = parse_args(argv)
     select_backend(args.backend)
-    from examples.common.run_store import RunStore
-    from examples.common.tfds_data import offline_stand_in
-
     smoke = args.smoke
     if smoke:
         global JIT_COMPILE

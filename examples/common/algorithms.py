@@ -33,23 +33,25 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 
 import keras_mk
+from examples.common import names
 from examples.common.models import build_model
 from examples.common.models import build_subset_mlp
+from examples.common.names import ADV_MAJORITY
+from examples.common.names import BASELINE
+from examples.common.names import BASELINE_LONG
+from examples.common.names import DISTILLED
+from examples.common.names import ENSEMBLE
+from examples.common.names import MAJORITY
+from examples.common.names import MAJORITY_LAYER
+from examples.common.names import MAJORITY_UNIT
+from examples.common.names import SUBSET
+from examples.common.names import member_seed
 from keras_mk import baselines
 from keras_mk import training
 
-BASELINE = "BASELINE"
-BASELINE_LONG = "BASELINE-LONG"
-MAJORITY = "MAJORITY KERNELS"
-ADV_MAJORITY = "ADV-MK"
-MAJORITY_UNIT = "MK (p per unit)"
-MAJORITY_LAYER = "MK (p per layer)"
 # The MK variants that share one draw of `p`: their `probability_sharing`.
 SHARED_P = {MAJORITY_UNIT: "unit", MAJORITY_LAYER: "layer"}
 MK_ALGORITHMS = (MAJORITY, ADV_MAJORITY, MAJORITY_UNIT, MAJORITY_LAYER)
-SUBSET = "SUBSET"
-ENSEMBLE = "ENSEMBLE"
-DISTILLED = "DISTILLED"
 ALGORITHMS = (
     BASELINE,
     BASELINE_LONG,
@@ -63,17 +65,7 @@ ALGORITHMS = (
 )
 # The algorithms that get `expansion` times BASELINE's epochs.
 LONG = (BASELINE_LONG, MAJORITY, ADV_MAJORITY, SUBSET) + tuple(SHARED_P)
-FLAG_NAMES = {
-    "baseline": BASELINE,
-    "baseline-long": BASELINE_LONG,
-    "mk": MAJORITY,
-    "adv-mk": ADV_MAJORITY,
-    "mk-unit": MAJORITY_UNIT,
-    "mk-layer": MAJORITY_LAYER,
-    "subset": SUBSET,
-    "ensemble": ENSEMBLE,
-    "distilled": DISTILLED,
-}
+FLAG_NAMES = {f: n for f, n in names.FLAG_NAMES.items() if n in ALGORITHMS}
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
@@ -329,8 +321,8 @@ def _mk_model(build, budget, seed, independent=False, sharing="element"):
     """The MK model of `build(seed)`; copies independent for D.1.
 
     Algorithm D.1 needs copies that differ from the start (see
-    `AdversarialMK`): copy `k` then takes the kernels of `build(seed +
-    7919 * k)`, an independent initialization.
+    `AdversarialMK`): copy `k` then takes the kernels of `build` with member
+    `k`'s seed (`names.member_seed`), an independent initialization.
     """
     mk_model = keras_mk.clone_model(
         build(seed),
@@ -339,7 +331,7 @@ def _mk_model(build, budget, seed, independent=False, sharing="element"):
         probability_sharing=sharing,
     )
     if independent:
-        others = [build(seed + 7919 * k) for k in range(budget.expansion)]
+        others = [build(member_seed(seed, k)) for k in range(budget.expansion)]
         dense = [
             [
                 layer

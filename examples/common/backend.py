@@ -4,6 +4,7 @@ Keras reads `KERAS_BACKEND` once, when it is first imported, so a script must
 set it before importing Keras (or anything that imports Keras).
 """
 
+import argparse
 import os
 import sys
 
@@ -13,6 +14,42 @@ BACKENDS = ("tensorflow", "jax", "torch")
 def default_backend():
     """The backend a script uses when `--backend` is not given."""
     return os.environ.get("KERAS_BACKEND", "tensorflow")
+
+
+def script_parser(module, docstring, smoke_help):
+    """The command line every example script starts from.
+
+    Its `--help` opens with the first paragraph of the script's docstring;
+    the options every script has: `--backend`, `--smoke` (an offline run
+    in seconds, `smoke_help` says what it shrinks), `--data-dir` (TFDS
+    data), `--output` (`outputs/<script>`) and `--no-progress`.
+
+    Args:
+        module: the script's module, e.g. `"examples.main"`.
+        docstring: the script's docstring.
+        smoke_help: what `--smoke` does in this script.
+
+    Returns:
+        An `argparse.ArgumentParser`, for the script to add its own options.
+    """
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {module}",
+        description=docstring.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=default_backend(),
+        help="Keras backend (default: $KERAS_BACKEND or tensorflow)",
+    )
+    parser.add_argument("--smoke", action="store_true", help=smoke_help)
+    parser.add_argument("--data-dir", default=None, help="TFDS data dir")
+    parser.add_argument(
+        "--output", default=os.path.join("outputs", module.split(".")[-1])
+    )
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
 
 
 def select_backend(backend):

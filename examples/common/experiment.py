@@ -141,9 +141,7 @@ def run_experiment(args):
     exports = []
     if to_export and not args.no_export:
         exports = litert.save_and_export(
-            to_export,
-            os.path.join(args.output, "models"),
-            keras.backend.backend(),
+            to_export, os.path.join(args.output, "models")
         )
     output = {
         "description": "keras_mk main job: the paper's Table 5 protocol",

@@ -215,3 +215,25 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     raise TypeError(f"Not JSON serializable: {value!r}")
+
+
+def write_fixed_recipe_report(output, data, columns, title):
+    """Writes a fixed-recipe script's `results.json` and `results.md`.
+
+    Args:
+        output: the script's output directory.
+        data: the JSON document: runs, `summary` (its rows make the table)
+            and the configuration, with `data["data"]["mock"]` for a
+            `--smoke` run.
+        columns: `(header, row -> text)` pairs of the table.
+        title: the markdown heading; `UNGUARDED` and, for mock data, a
+            warning follow it.
+    """
+    write_json(os.path.join(output, "results.json"), data)
+    title = f"# {title}\n\n" + UNGUARDED
+    if data["data"]["mock"]:
+        title += "**MOCK DATA** (`--smoke`): the numbers mean nothing.\n\n"
+    table = markdown_table(data["summary"], columns)
+    with open(os.path.join(output, "results.md"), "w") as f:
+        f.write(title + table + "\n")
+    print(text_table(data["summary"], columns))

@@ -30,6 +30,7 @@ import numpy as np
 
 from examples.common import algorithms
 from examples.common import guards
+from examples.common import names
 from examples.common import results
 
 BASE_LEARNING_RATES = {"adam": 0.001, "sgd": 0.025}
@@ -279,7 +280,7 @@ class Protocol:
                 self.train(
                     algorithms.BASELINE,
                     rate,
-                    seed + 7919 * k,
+                    names.member_seed(seed, k),
                     epochs,
                     needs_model=True,
                 )

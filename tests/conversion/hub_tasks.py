@@ -20,7 +20,7 @@ SENTENCES = [
 ]
 LABELS = np.array([0, 1, 0, 1])
 # The size of every tiny transformer backbone here.
-_TRANSFORMER = dict(
+TRANSFORMER = dict(
     num_layers=1,
     num_heads=2,
     hidden_dim=8,
@@ -78,7 +78,7 @@ def _bert(keras_hub):
     )
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=tokenizer.vocabulary_size(),
-        **_TRANSFORMER,
+        **TRANSFORMER,
     )
     return tokenizer, backbone
 
@@ -111,7 +111,7 @@ def gpt2_causal_lm(keras_hub):
     )
     backbone = keras_hub.models.GPT2Backbone(
         vocabulary_size=tokenizer.vocabulary_size(),
-        **_TRANSFORMER,
+        **TRANSFORMER,
     )
     preprocessor = keras_hub.models.GPT2CausalLMPreprocessor(
         tokenizer, sequence_length=8
@@ -149,7 +149,7 @@ def bart_seq2seq_lm(keras_hub):
     )
     backbone = keras_hub.models.BartBackbone(
         vocabulary_size=tokenizer.vocabulary_size(),
-        **_TRANSFORMER,
+        **TRANSFORMER,
     )
     preprocessor = keras_hub.models.BartSeq2SeqLMPreprocessor(
         tokenizer, encoder_sequence_length=8, decoder_sequence_length=8

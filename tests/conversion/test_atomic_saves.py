@@ -16,8 +16,8 @@ import subprocess
 import sys
 import zipfile
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
 

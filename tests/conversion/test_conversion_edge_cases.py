@@ -5,8 +5,8 @@ refusal for the wrong reason, or a silently different model) and asserts
 the behaviour a user of `keras.models.clone_model` expects.
 """
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
 

@@ -2,8 +2,8 @@
 
 import json
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
 

@@ -1,6 +1,6 @@
 """`keras_mk.conversion_summary`: what was converted, what it costs."""
 
-import conftest as models
+import models
 
 import keras_mk
 

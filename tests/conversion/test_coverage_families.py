@@ -1,6 +1,7 @@
 """Real `keras.applications` and KerasHub models convert exactly (issue 10).
 
-The full table (every constructor, KerasHub models, three backends) is
+The checks are `keras_mk.testing.check_model`; the full table (every
+constructor, KerasHub models, three backends) is
 `benchmarks/conversion_coverage.py`, written to `docs/coverage.md`. Here the
 same checks run in the suite on one model per family, each family on one
 backend (`BACKEND_OF`), so that every CI run (which runs all three backends)
@@ -16,32 +17,33 @@ step) and under XLA on JAX; MK layers under every `jit_compile` mode are
 `tests/performance`'s and `test_fresh_p_on_every_step_of_fit`'s."""
 
 import keras
+import models
 import pytest
 
-from benchmarks import conversion_coverage as coverage
+from keras_mk import testing
 
 BACKEND = keras.backend.backend()
 HUB_TASK = "BertTextClassifier"
-BACKEND_OF = {name: "torch" for name in coverage.FAMILIES + (HUB_TASK,)} | {
+BACKEND_OF = {name: "torch" for name in testing.FAMILIES + (HUB_TASK,)} | {
     "NASNetMobile": "tensorflow",
     "VGG16": "tensorflow",
     HUB_TASK: "jax",
 }
-FAMILIES = [name for name in coverage.FAMILIES if BACKEND_OF[name] == BACKEND]
+FAMILIES = [name for name in testing.FAMILIES if BACKEND_OF[name] == BACKEND]
 
 
 def assert_passes(model):
-    result = coverage.check_model(
+    result = testing.check_model(
         model, jit_compile=BACKEND == "jax", run_eagerly=BACKEND != "jax"
     )
     result.pop("traceback", None)
     assert result["status"] == "pass", result
     for key in ("convert_error", "collapse_error", "reload_error"):
-        assert result[key] <= coverage.TOLERANCE, result
+        assert result[key] <= testing.TOLERANCE, result
 
 
 def test_every_family_runs_on_one_backend_where_keras_offers_it():
-    assert set(BACKEND_OF) == set(coverage.FAMILIES + (HUB_TASK,))
+    assert set(BACKEND_OF) == set(testing.FAMILIES + (HUB_TASK,))
     assert set(BACKEND_OF.values()) == {"tensorflow", "jax", "torch"}
     assert BACKEND_OF["NASNetMobile"] != "torch"
 
@@ -49,7 +51,7 @@ def test_every_family_runs_on_one_backend_where_keras_offers_it():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", FAMILIES)
 def test_application_converts_trains_collapses_and_reloads(name):
-    assert_passes(coverage.build_application(name))
+    assert_passes(testing.build_application(name))
 
 
 @pytest.mark.slow
@@ -58,5 +60,9 @@ def test_application_converts_trains_collapses_and_reloads(name):
     reason=f"runs on {BACKEND_OF[HUB_TASK]} (one backend per family)",
 )
 def test_keras_hub_task_converts_trains_collapses_and_reloads():
-    pytest.importorskip("keras_hub")
-    assert_passes(coverage.build_hub(HUB_TASK))
+    keras_hub = pytest.importorskip("keras_hub")
+    assert_passes(
+        keras_hub.models.BertTextClassifier(
+            models.bert_backbone(), num_classes=2, preprocessor=None
+        )
+    )

@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
 

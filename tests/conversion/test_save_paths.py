@@ -8,8 +8,8 @@ config cannot describe: each file loads back exactly through
 
 import os
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
 

@@ -9,6 +9,8 @@ import keras
 import numpy as np
 import pytest
 
+from examples.common import names
+
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 SCRIPTS = ("resnet_imagenet", "t5_glue")
@@ -67,14 +69,7 @@ def test_resnet_imagenet_smoke_all_algorithms_then_resume(tmp_path):
     every.append("distilled")
     data, text = _smoke("resnet_imagenet", tmp_path, "--algorithms", *every)
     rows = {r["algorithm"]: r for r in data["summary"]}
-    assert set(rows) == {
-        "BASELINE",
-        "BASELINE-LONG",
-        "MAJORITY KERNELS",
-        "ADV-MK",
-        "ENSEMBLE",
-        "DISTILLED",
-    }
+    assert set(rows) == set(names.flag_names(every).values())
     baseline = rows["BASELINE"]["inference_params"]
     for name in ("BASELINE-LONG", "MAJORITY KERNELS", "ADV-MK", "DISTILLED"):
         assert rows[name]["inference_params"] == baseline

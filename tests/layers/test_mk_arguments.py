@@ -9,6 +9,7 @@ argument and the value).
 import re
 
 import keras
+import layer_specs
 import numpy as np
 import pytest
 
@@ -16,19 +17,9 @@ import keras_mk
 from keras_mk import layers
 from keras_mk.layers import MKConfig
 
-ALL_LAYERS = [
-    (layers.MKDense, {"units": 2}),
-    (layers.MKEinsumDense, {"equation": "ab,bc->ac", "output_shape": 2}),
-    (layers.MKConv1D, {"filters": 2, "kernel_size": 2}),
-    (layers.MKConv2D, {"filters": 2, "kernel_size": 2}),
-    (layers.MKConv3D, {"filters": 2, "kernel_size": 2}),
-    (layers.MKConv1DTranspose, {"filters": 2, "kernel_size": 2}),
-    (layers.MKConv2DTranspose, {"filters": 2, "kernel_size": 2}),
-    (layers.MKConv3DTranspose, {"filters": 2, "kernel_size": 2}),
-    (layers.MKDepthwiseConv1D, {"kernel_size": 2}),
-    (layers.MKDepthwiseConv2D, {"kernel_size": 2}),
-]
-IDS = [cls.__name__ for cls, _ in ALL_LAYERS]
+# Every registered MK class (a class without a spec fails here).
+ALL_LAYERS = [(c, layer_specs.spec(c).kwargs) for c in layer_specs.MK_CLASSES]
+IDS = layer_specs.IDS
 
 # Per argument: bad values. The message is "... Received: name=repr(value)".
 BAD = {

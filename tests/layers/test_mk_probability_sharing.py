@@ -1,6 +1,7 @@
 """`probability_sharing`: one `p` per element (the paper), unit or layer."""
 
 import keras
+import layer_specs
 import numpy as np
 import pytest
 from keras import ops
@@ -13,35 +14,20 @@ def numpy(x):
     return ops.convert_to_numpy(x)
 
 
-# (layer, input shape, kernel axes that index output units)
-CASES = {
-    "dense": (lambda **k: layers.MKDense(6, **k), (2, 5), (1,)),
-    "conv2d": (lambda **k: layers.MKConv2D(6, 3, **k), (2, 8, 8, 3), (3,)),
-    # A transposed conv's kernel is (h, w, filters, channels).
-    "conv2d_transpose": (
-        lambda **k: layers.MKConv2DTranspose(6, 3, **k),
-        (2, 8, 8, 3),
-        (2,),
-    ),
-    "depthwise": (
-        lambda **k: layers.MKDepthwiseConv2D(3, depth_multiplier=2, **k),
-        (2, 8, 8, 3),
-        (2, 3),
-    ),
-    "einsum": (
-        lambda **k: layers.MKEinsumDense(
-            "abc,cde->abde", output_shape=(3, 4, 5), **k
-        ),
-        (2, 3, 6),
-        (1, 2),
-    ),
-}
+CLASSES = layer_specs.MK_CLASSES
+IDS = layer_specs.IDS
 
 
-def built(case, sharing, **kwargs):
-    make, shape, _ = CASES[case]
-    layer = make(expansion=3, probability_sharing=sharing, seed=3, **kwargs)
-    layer.build(shape)
+def built(cls, sharing, **kwargs):
+    spec = layer_specs.spec(cls)
+    layer = cls(
+        **spec.kwargs,
+        expansion=3,
+        probability_sharing=sharing,
+        seed=3,
+        **kwargs,
+    )
+    layer.build(spec.input_shape)
     return layer
 
 
@@ -50,16 +36,16 @@ def spread(p, axes):
     return float(np.max(np.max(p, axis=axes) - np.min(p, axis=axes)))
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
 @pytest.mark.parametrize("sharing", ["element", "unit", "layer"])
-def test_p_is_shared_along_exactly_the_documented_axes(case, sharing):
-    layer = built(case, sharing)
+def test_p_is_shared_along_exactly_the_documented_axes(cls, sharing):
+    layer = built(cls, sharing)
     p = numpy(layer.sample_probabilities())
     kernel_shape = tuple(layer.kernel_copies[0].shape)
     assert p.shape == (3,) + kernel_shape
     assert p.min() >= 0.0
     np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
-    units = CASES[case][2]
+    units = layer_specs.spec(cls).units
     others = tuple(i + 1 for i in range(len(kernel_shape)) if i not in units)
     unit_axes = tuple(i + 1 for i in units)
     if sharing == "element":
@@ -72,24 +58,23 @@ def test_p_is_shared_along_exactly_the_documented_axes(case, sharing):
         assert p[:, (0,) * len(kernel_shape)].std() > 0.0
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("cls", CLASSES, ids=IDS)
 @pytest.mark.parametrize("sharing", ["unit", "layer"])
-def test_training_output_uses_the_shared_p(case, sharing):
-    # No bias (EinsumDense has none unless `bias_axes` is given).
-    no_bias = {} if case == "einsum" else {"use_bias": False}
-    layer = built(case, sharing, **no_bias)
+def test_training_output_uses_the_shared_p(cls, sharing):
+    layer = built(cls, sharing)
     rng = np.random.default_rng(0)
     shape = tuple(layer.expanded_kernel.shape)
     copies = rng.normal(size=shape).astype("float32")
     layer.set_expanded_kernel(copies)
-    x = rng.normal(size=CASES[case][1]).astype("float32")
+    x = rng.normal(size=layer_specs.spec(cls).input_shape).astype("float32")
     state = numpy(layer.seed_generator.state)
     p = numpy(layer.sample_probabilities())
     layer.seed_generator.state.assign(state)
     out = numpy(layer(x, training=True))
     # The same layer with copies set to the NumPy mix, all equal, and p
     # uniform: its inference output is the plain layer with that kernel.
-    reference = built(case, "element", **no_bias)
+    # The biases are zeros in both.
+    reference = built(cls, "element")
     mixed = (copies * p).sum(axis=0)
     reference.set_expanded_kernel(np.stack([mixed] * 3))
     np.testing.assert_allclose(
@@ -99,7 +84,14 @@ def test_training_output_uses_the_shared_p(case, sharing):
 
 def test_expanded_bias_shares_p_per_unit_and_per_layer():
     for sharing, distinct in (("unit", 6), ("layer", 1)):
-        layer = built("dense", sharing, expand_bias=True)
+        layer = layers.MKDense(
+            6,
+            expansion=3,
+            probability_sharing=sharing,
+            expand_bias=True,
+            seed=3,
+        )
+        layer.build((2, 5))
         layer.set_expanded_kernel(np.zeros((3, 5, 6), "float32"))
         bias = np.zeros((3, 6), "float32")
         bias[0] = 1.0  # the output is then p_0 of the bias

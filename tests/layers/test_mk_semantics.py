@@ -1,6 +1,7 @@
 """MK layer semantics pinned against NumPy and plain Keras layers."""
 
 import keras
+import layer_specs
 import numpy as np
 import pytest
 from keras import ops
@@ -25,64 +26,16 @@ def randomize_copies(layer, scale=0.5):
     layer.set_expanded_kernel(RNG.normal(0, scale, shape).astype("float32"))
 
 
-PLAIN_PAIRS = [
-    (layers.MKDense, keras.layers.Dense, {"units": 6}, (4, 5)),
-    (
-        layers.MKEinsumDense,
-        keras.layers.EinsumDense,
-        {"equation": "abc,cd->abd", "output_shape": (3, 6), "bias_axes": "d"},
-        (4, 3, 5),
-    ),
-    (
-        layers.MKConv1D,
-        keras.layers.Conv1D,
-        {"filters": 3, "kernel_size": 3},
-        (2, 7, 4),
-    ),
-    (
-        layers.MKConv2D,
-        keras.layers.Conv2D,
-        {"filters": 3, "kernel_size": 3, "strides": 2},
-        (2, 7, 7, 4),
-    ),
-    (
-        layers.MKConv3D,
-        keras.layers.Conv3D,
-        {"filters": 2, "kernel_size": 2},
-        (2, 3, 4, 4, 2),
-    ),
-    (
-        layers.MKDepthwiseConv2D,
-        keras.layers.DepthwiseConv2D,
-        {"kernel_size": 3, "depth_multiplier": 2},
-        (2, 6, 6, 3),
-    ),
-    (
-        layers.MKConv1DTranspose,
-        keras.layers.Conv1DTranspose,
-        {"filters": 3, "kernel_size": 3, "strides": 2},
-        (2, 5, 4),
-    ),
-    (
-        layers.MKConv2DTranspose,
-        keras.layers.Conv2DTranspose,
-        {"filters": 3, "kernel_size": 3, "padding": "same"},
-        (2, 5, 5, 4),
-    ),
-    (
-        layers.MKConv3DTranspose,
-        keras.layers.Conv3DTranspose,
-        {"filters": 2, "kernel_size": 2},
-        (2, 3, 3, 3, 2),
-    ),
-    (
-        layers.MKDepthwiseConv1D,
-        keras.layers.DepthwiseConv1D,
-        {"kernel_size": 2},
-        (2, 6, 3),
-    ),
-]
-PAIR_IDS = [cls.__name__ for cls, *_ in PLAIN_PAIRS]
+# Every registered MK class with its spec and the Keras layer it extends
+# (a class without a spec fails in each test that uses it).
+CLASSES = layer_specs.MK_CLASSES
+IDS = layer_specs.IDS
+
+
+def pair(mk_cls):
+    """The plain class, layer kwargs and input shape for `mk_cls`."""
+    spec = layer_specs.spec(mk_cls)
+    return layer_specs.plain_class(mk_cls), spec.kwargs, spec.input_shape
 
 
 def plain_with_kernel(plain_cls, kwargs, shape, kernel, bias):
@@ -93,12 +46,9 @@ def plain_with_kernel(plain_cls, kwargs, shape, kernel, bias):
     return plain
 
 
-@pytest.mark.parametrize(
-    "mk_cls,plain_cls,kwargs,shape", PLAIN_PAIRS, ids=PAIR_IDS
-)
-def test_inference_equals_plain_layer_with_mean_kernel(
-    mk_cls, plain_cls, kwargs, shape
-):
+@pytest.mark.parametrize("mk_cls", CLASSES, ids=IDS)
+def test_inference_equals_plain_layer_with_mean_kernel(mk_cls):
+    plain_cls, kwargs, shape = pair(mk_cls)
     layer = build(mk_cls(**kwargs, expansion=3, seed=3), shape)
     randomize_copies(layer)
     expected_mean = numpy(layer.expanded_kernel).mean(axis=0)
@@ -114,12 +64,9 @@ def test_inference_equals_plain_layer_with_mean_kernel(
     assert np.max(np.abs(numpy(layer(x)) - expected)) <= 1e-6
 
 
-@pytest.mark.parametrize(
-    "mk_cls,plain_cls,kwargs,shape", PLAIN_PAIRS, ids=PAIR_IDS
-)
-def test_training_output_equals_numpy_mix_of_sampled_p(
-    mk_cls, plain_cls, kwargs, shape
-):
+@pytest.mark.parametrize("mk_cls", CLASSES, ids=IDS)
+def test_training_output_equals_numpy_mix_of_sampled_p(mk_cls):
+    plain_cls, kwargs, shape = pair(mk_cls)
     layer = build(mk_cls(**kwargs, expansion=3, seed=7), shape)
     randomize_copies(layer)
     x = RNG.normal(size=shape).astype("float32")
@@ -177,12 +124,9 @@ def test_expand_bias_mixes_bias_with_its_own_probabilities():
     assert np.max(np.abs(out - biases.mean(0))) > 1e-4
 
 
-@pytest.mark.parametrize(
-    "mk_cls,plain_cls,kwargs,shape", PLAIN_PAIRS, ids=PAIR_IDS
-)
-def test_expansion_one_is_exactly_the_plain_layer(
-    mk_cls, plain_cls, kwargs, shape
-):
+@pytest.mark.parametrize("mk_cls", CLASSES, ids=IDS)
+def test_expansion_one_is_exactly_the_plain_layer(mk_cls):
+    plain_cls, kwargs, shape = pair(mk_cls)
     layer = build(mk_cls(**kwargs, expansion=1, seed=0), shape)
     plain = build(plain_cls(**kwargs), shape)
     for source, target in zip(layer.weights, plain.weights):

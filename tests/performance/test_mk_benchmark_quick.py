@@ -9,8 +9,6 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks import step_time
-
 BACKEND = keras.backend.backend()
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 # CI budget: the benchmarks' smoke runs once, on PyTorch, where it costs
@@ -21,19 +19,32 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _run_step_time(tmp_path, *args):
-    output = tmp_path / "step_time.json"
+def _run_benchmark(name, *args, timeout=900):
+    """Runs `python -m benchmarks.<name> *args`; its standard output."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.step_time", "--quick"]
-        + ["--backends", BACKEND, "--output", str(output), *args],
+        [sys.executable, "-m", f"benchmarks.{name}", *args],
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(output.read_text()), proc.stdout
+    return proc.stdout
+
+
+def _run_step_time(tmp_path, *args):
+    output = tmp_path / "step_time.json"
+    stdout = _run_benchmark(
+        "step_time",
+        "--quick",
+        "--backends",
+        BACKEND,
+        "--output",
+        str(output),
+        *args,
+    )
+    return json.loads(output.read_text()), stdout
 
 
 def test_benchmark_quick_mode_writes_a_complete_report(tmp_path):
@@ -74,20 +85,16 @@ def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(tmp_path):
     assert memory["plain"]["peak_bytes"] > 0
     assert "peak resident MB" in stdout
     # `--report` renders the docs' tables from the file, measuring nothing.
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.step_time", "--report"]
-        + [str(tmp_path / "step_time.json")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout = _run_benchmark(
+        "step_time", "--report", str(tmp_path / "step_time.json"), timeout=300
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # One backend in the report (PyTorch): its rows are the A3 MLP's.
     rows = [
         line.split(" | ")
-        for line in proc.stdout.splitlines()
-        if line.startswith(f"| {step_time.BACKEND_NAMES[BACKEND]} | A3 MLP | ")
+        for line in stdout.splitlines()
+        if line.split(" | ")[1:2] == ["A3 MLP"]
     ]
+    assert {row[0] for row in rows} == {"| PyTorch"}
     # The training step, where the time went, and the memory table.
     training, breakdown, state = rows
     assert training[3].startswith("**") and len(training) == 9
@@ -99,16 +106,7 @@ def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(tmp_path):
 
 def test_probability_sharing_benchmark_quick_mode(tmp_path):
     output = tmp_path / "sharing.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.probability_sharing", "--quick"]
-        + ["--output", str(output)],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _run_benchmark("probability_sharing", "--quick", "--output", str(output))
     report = json.loads(output.read_text())
     assert report["backend"] == BACKEND
     assert set(report["cost"]) == {"plain", "element", "unit", "layer"}

@@ -4,8 +4,8 @@ A recurrent layer and its cell convert together (the layer runs one draw
 per sequence, the cell holds the weights) and collapse together.
 """
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
 

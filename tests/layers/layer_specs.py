@@ -60,9 +60,33 @@ SPECS = {
     layers.MKDepthwiseConv2D: Spec(
         _DEPTHWISE, (2, 6, 6, 3), (2, 4, 4, 6), (2, 3)
     ),
+    # "The kernel" of a separable conv is its depthwise kernel
+    # (..., channels, depth multiplier).
+    layers.MKSeparableConv1D: Spec(
+        conv(4, 3, depth_multiplier=2), (2, 8, 3), (2, 6, 4), (1, 2)
+    ),
+    layers.MKSeparableConv2D: Spec(
+        conv(4, 3, depth_multiplier=2), (2, 6, 6, 3), (2, 4, 4, 4), (2, 3)
+    ),
 }
-# Every registered MK class, in a stable order, and its plain Keras class.
-MK_CLASSES = sorted(registry.MK_CLASSES.values(), key=lambda c: c.__name__)
+# Registered classes whose call is not one tensor in, one out (a recurrent
+# cell takes states; a recurrent layer holds no weights, its cell does):
+# the same contract in their own file, never silently skipped.
+_RECURRENT = "test_mk_separable_recurrent.py"
+OWN_TESTS = {
+    # class: (test file, the class it is tested through there)
+    layers.MKSimpleRNN: (_RECURRENT, "MKSimpleRNN"),
+    layers.MKLSTM: (_RECURRENT, "MKLSTM"),
+    layers.MKGRU: (_RECURRENT, "MKGRU"),
+    layers.MKSimpleRNNCell: (_RECURRENT, "MKSimpleRNN"),
+    layers.MKLSTMCell: (_RECURRENT, "MKLSTM"),
+    layers.MKGRUCell: (_RECURRENT, "MKGRU"),
+}
+# Every registered MK class the shared tests take, in a stable order.
+MK_CLASSES = sorted(
+    (c for c in registry.MK_CLASSES.values() if c not in OWN_TESTS),
+    key=lambda c: c.__name__,
+)
 IDS = [cls.__name__ for cls in MK_CLASSES]
 _PLAIN = {mk: plain for plain, mk in registry.MK_CLASSES.items()}
 

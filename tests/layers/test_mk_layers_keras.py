@@ -1,5 +1,7 @@
 """Keras's own layer checks (`run_layer_test`) for every MK layer."""
 
+import os
+
 import layer_specs
 from absl.testing import parameterized
 
@@ -29,8 +31,9 @@ def _arguments(cls, extra, shapes):
     spec = layer_specs.spec(cls)
     in_shape, out_shape = shapes or (spec.input_shape, spec.output_shape)
     bias = bool(spec.bias and extra.get("use_bias", extra.get("bias_axes", 1)))
-    # The 3 copies, then one bias or 3 copies of it.
-    weights = 3 + (3 if extra.get("expand_bias") else 1) * bias
+    # 3 copies of each simulated weight, then one bias or 3 copies of it.
+    weights = 3 * len(cls.mk_weights)
+    weights += (3 if extra.get("expand_bias") else 1) * bias
     return {**spec.kwargs, **extra}, in_shape, out_shape, weights
 
 
@@ -70,8 +73,17 @@ class MKLayerKerasTest(TestCase):
             )
 
 
-def test_every_registered_mk_class_has_a_spec():
-    specs = layer_specs.SPECS
-    missing = [c.__name__ for c in layer_specs.MK_CLASSES if c not in specs]
+def test_every_registered_mk_class_has_a_spec_or_its_own_tests():
+    from keras_mk.conversion import registry
+
+    specs, own = layer_specs.SPECS, layer_specs.OWN_TESTS
+    registered = registry.MK_CLASSES.values()
+    missing = [
+        c.__name__ for c in registered if c not in specs and c not in own
+    ]
     assert not missing, f"add a spec to tests/layers/layer_specs.py: {missing}"
-    assert len(layer_specs.MK_CLASSES) >= 10
+    here = os.path.dirname(__file__)
+    for cls, (name, through) in own.items():
+        with open(os.path.join(here, name)) as f:
+            assert through in f.read(), (cls.__name__, name)
+    assert len(layer_specs.MK_CLASSES) >= 12

@@ -70,13 +70,20 @@ def test_training_output_uses_the_shared_p(cls, sharing):
     state = numpy(layer.seed_generator.state)
     p = numpy(layer.sample_probabilities())
     layer.seed_generator.state.assign(state)
-    out = numpy(layer(x, training=True))
     # The same layer with copies set to the NumPy mix, all equal, and p
     # uniform: its inference output is the plain layer with that kernel.
     # The biases are zeros in both.
     reference = built(cls, "element")
     mixed = (copies * p).sum(axis=0)
     reference.set_expanded_kernel(np.stack([mixed] * 3))
+    # A layer's other weights (a separable conv's pointwise kernel): equal
+    # copies, whose mix is the same for any p, the same in both layers.
+    for name, own in list(layer.weight_copies.items())[1:]:
+        if name != "bias":
+            for a, b in zip(own, reference.weight_copies[name]):
+                b.assign(own[0].value)
+                a.assign(own[0].value)
+    out = numpy(layer(x, training=True))
     np.testing.assert_allclose(
         out, numpy(reference(x, training=False)), atol=1e-5
     )

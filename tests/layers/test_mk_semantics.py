@@ -21,9 +21,13 @@ def build(layer, shape):
 
 
 def randomize_copies(layer, scale=0.5):
-    """Distinct random copies, so a wrong mix cannot pass by symmetry."""
-    shape = tuple(layer.expanded_kernel.shape)
-    layer.set_expanded_kernel(RNG.normal(0, scale, shape).astype("float32"))
+    """Distinct random copies of every simulated weight, so a wrong mix
+    cannot pass by symmetry."""
+    for name, copies in layer.weight_copies.items():
+        if name != "bias":
+            for copy in copies:
+                value = RNG.normal(0, scale, tuple(copy.shape))
+                copy.assign(value.astype("float32"))
 
 
 # Every registered MK class with its spec and the Keras layer it extends
@@ -39,11 +43,26 @@ def pair(mk_cls):
 
 
 def plain_with_kernel(plain_cls, kwargs, shape, kernel, bias):
+    return plain_with_weights(
+        plain_cls, kwargs, shape, {"kernel": kernel, "bias": bias}
+    )
+
+
+def plain_with_weights(plain_cls, kwargs, shape, weights):
+    """The plain layer with the given values of its weights (by name)."""
     plain = build(plain_cls(**kwargs), shape)
-    plain.kernel.assign(kernel)
-    if bias is not None:
-        plain.bias.assign(bias)
+    for name, value in weights.items():
+        if value is not None:
+            getattr(plain, name).assign(value)
     return plain
+
+
+def copies_of(layer):
+    """`{weight name: stacked copies}` of every weight of an MK layer."""
+    return {
+        name: np.stack([numpy(v) for v in copies])
+        for name, copies in layer.weight_copies.items()
+    }
 
 
 @pytest.mark.parametrize("mk_cls", CLASSES, ids=IDS)
@@ -51,10 +70,10 @@ def test_inference_equals_plain_layer_with_mean_kernel(mk_cls):
     plain_cls, kwargs, shape = pair(mk_cls)
     layer = build(mk_cls(**kwargs, expansion=3, seed=3), shape)
     randomize_copies(layer)
-    expected_mean = numpy(layer.expanded_kernel).mean(axis=0)
-    np.testing.assert_allclose(numpy(layer.kernel), expected_mean, atol=1e-7)
-    bias = None if layer.bias is None else numpy(layer.bias)
-    plain = plain_with_kernel(plain_cls, kwargs, shape, expected_mean, bias)
+    means = {name: c.mean(axis=0) for name, c in copies_of(layer).items()}
+    for name, mean in means.items():
+        np.testing.assert_allclose(numpy(getattr(layer, name)), mean, atol=1e-7)
+    plain = plain_with_weights(plain_cls, kwargs, shape, means)
     x = RNG.normal(size=shape).astype("float32")
     expected = numpy(plain(x))
     for training in (False, None):
@@ -71,15 +90,17 @@ def test_training_output_equals_numpy_mix_of_sampled_p(mk_cls):
     randomize_copies(layer)
     x = RNG.normal(size=shape).astype("float32")
     state = numpy(layer.seed_generator.state)
-    p = numpy(layer.sample_probabilities())
+    # One draw per simulated weight, in `mk_weights` order, as a call does.
+    names = [spec[0] for spec in layer.mk_weights]
+    p = {name: numpy(layer.sample_probabilities(name)) for name in names}
     # Replay the generator: the training call draws the same p.
     layer.seed_generator.state.assign(state)
     out = numpy(layer(x, training=True))
-    mixed = (numpy(layer.expanded_kernel) * p).sum(axis=0)
-    bias = None if layer.bias is None else numpy(layer.bias)
-    expected = numpy(
-        plain_with_kernel(plain_cls, kwargs, shape, mixed, bias)(x)
-    )
+    copies = copies_of(layer)
+    mixed = {n: (copies[n] * p[n]).sum(axis=0) for n in names}
+    if "bias" in copies:
+        mixed["bias"] = copies["bias"][0]
+    expected = numpy(plain_with_weights(plain_cls, kwargs, shape, mixed)(x))
     np.testing.assert_allclose(out, expected, atol=1e-5)
     # And p really was random: the mix is not the mean.
     assert np.max(np.abs(out - numpy(layer(x, training=False)))) > 1e-3

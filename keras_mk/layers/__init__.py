@@ -11,7 +11,13 @@ from keras_mk.layers.mk_dense import MKDense
 from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv1D
 from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv2D
 from keras_mk.layers.mk_einsum_dense import MKEinsumDense
+from keras_mk.layers.mk_embedding import MKEmbedding
 from keras_mk.layers.mk_layer import MKLayer
+
+try:  # Keras >= 3.13
+    from keras_mk.layers.mk_embedding import MKReversibleEmbedding
+except ImportError:
+    pass
 
 __all__ = [
     "MKConfig",
@@ -25,5 +31,8 @@ __all__ = [
     "MKDepthwiseConv1D",
     "MKDepthwiseConv2D",
     "MKEinsumDense",
+    "MKEmbedding",
     "MKLayer",
 ]
+if "MKReversibleEmbedding" in globals():
+    __all__.append("MKReversibleEmbedding")

@@ -1,0 +1,66 @@
+"""The probabilities of the table rows a lookup gathers (counter hash).
+
+An embedding lookup needs only the rows its ids gather. The `p` of table
+element `(r, c)` of one draw is a pure function of the seed state and the
+element's flat index (`counter_hash`), so the rows' `p` is computed alone:
+work proportional to tokens x dim x e, not to the vocabulary. The values
+equal those of the whole table's draw, `sample_spacings(p_shape, e, state,
+hashed=True)`, taken at the gathered rows.
+"""
+
+import numpy as np
+from keras import ops
+
+from keras_mk.sampling import counter_hash
+from keras_mk.sampling import simplex
+
+
+def element_index(ids, p_shape):
+    """The flat index in a draw of `p_shape` of each gathered element.
+
+    Args:
+        ids: int32 row ids, any shape.
+        p_shape: `(rows, columns)` of the draw: the table's shape, or 1 on
+            an axis along which one `p` is shared.
+
+    Returns:
+        An int32 tensor of shape `ids.shape + (columns,)` (or `(columns,)`
+        when `rows` is 1: the same for every id).
+    """
+    rows, columns = p_shape
+    index = ops.arange(columns, dtype="int32")
+    if rows == 1:
+        return index
+    start = ops.multiply(ops.expand_dims(ids, -1), np.int32(columns))
+    return ops.add(start, index)
+
+
+def gathered_spacings(ids, p_shape, count, state):
+    """Sorted uniforms of the rows `ids` of a hashed draw of `p_shape`.
+
+    The same values as `sample_spacings(p_shape, count + 1, state,
+    hashed=True)` taken at rows `ids` (uniform `j` of element `i` is the
+    hash of `i + j * size`, as in `tensorflow_backend.chunk_spacings`).
+
+    Args:
+        ids: int32 row ids (non-negative), any shape.
+        p_shape: `(rows, columns)` of the draw (see `element_index`).
+        count: the number of uniforms per element, `expansion - 1`.
+        state: the seed state of the draw (two 32-bit words).
+
+    Returns:
+        A list of `count` float32 tensors, sorted elementwise.
+    """
+    size = int(np.prod(p_shape))
+    if size * count > counter_hash.MAX_ELEMENTS:
+        raise ValueError(
+            "A hashed draw supports fewer than 2**31 elements. Received: "
+            f"p_shape={tuple(p_shape)}, {count} uniforms per element"
+        )
+    k0, k1 = counter_hash.hash_keys(state)
+    index = element_index(ids, p_shape)
+    u = [
+        counter_hash.hash_to_uniform(ops.add(index, np.int32(j * size)), k0, k1)
+        for j in range(count)
+    ]
+    return simplex.sort_elementwise(u)

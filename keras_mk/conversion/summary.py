@@ -45,8 +45,8 @@ class ConversionSummary:
     The shares count the trainable parameters of the deployed model (one
     copy of each weight): `simulated_share` is the share in simulated
     weights, `matrix_share` the same share among matrix-shaped weights only
-    (kernels and tables: two axes or more; biases and norm scales left
-    out), and `kinds` a `KindShare` per layer kind (Keras class name),
+    (kernels and tables: two axes or more; biases, per-head ones
+    included, and norm scales left out), and `kinds` a `KindShare` per layer kind (Keras class name),
     largest first.
     """
 
@@ -155,6 +155,12 @@ def conversion_summary(model):
     )
 
 
+def _is_matrix(weight):
+    """A kernel or a table: two axes or more, and not a bias (an attention
+    layer's bias has one axis per head and one per unit)."""
+    return len(weight.shape) > 1 and "bias" not in weight.name
+
+
 def _shares(model):
     """`(simulated, trainable)` parameter counts at inference size: of the
     model, of its matrix-shaped weights, and per layer kind (a dict)."""
@@ -175,7 +181,7 @@ def _shares(model):
                 continue
             seen.add(id(w))
             size, used = _size(w), int(id(w) in simulated)
-            targets = [total, counts] + ([matrix] if len(w.shape) > 1 else [])
+            targets = [total, counts] + ([matrix] if _is_matrix(w) else [])
             for target in targets:
                 target[0] += used * size
                 target[1] += size

@@ -249,7 +249,8 @@ def test_untied_reverse_kernel_is_simulated_with_its_own_p():
     kernel = whole_table_mix(layer, state + [0, 1], "reverse_embeddings")
     np.testing.assert_allclose(logits, hidden @ kernel, rtol=1e-5, atol=1e-5)
     p = {"reverse_embeddings": np.full((3, D, V), 1 / 3, "float32")}
-    mean = numpy(ops.stack(layer.weight_copies["reverse_embeddings"])).mean(0)
+    copies = layer.weight_copies["reverse_embeddings"]
+    mean = np.mean([numpy(c.value) for c in copies], axis=0)
     np.testing.assert_allclose(
         numpy(layer(hidden, reverse=True, training=True, fixed_probabilities=p)),
         hidden @ mean,

@@ -288,3 +288,12 @@ def test_ask_to_overwrite_is_keras_prompt(tmp_path, monkeypatch):
     answers = iter(["n"])
     monkeypatch.setattr(builtins, "input", lambda *a: next(answers))
     assert _keras_private.ask_to_overwrite(str(tmp_path / "m.keras")) is False
+
+
+def test_set_keras_mask_attaches_the_mask_a_layer_call_sets():
+    from keras.src.backend.common.masking import get_keras_mask
+
+    x = keras.ops.ones((2, 3))
+    mask = keras.ops.convert_to_tensor(np.array([[True, False, True]] * 2))
+    _keras_private.set_keras_mask(x, mask)
+    np.testing.assert_array_equal(numpy(get_keras_mask(x)), numpy(mask))

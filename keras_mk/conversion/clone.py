@@ -122,8 +122,9 @@ def _kind_selector(embeddings):
         raise ValueError(
             f"`embeddings` must be a bool. Received: embeddings={embeddings!r}"
         )
-    return lambda layer: registry.mk_class_for(layer) is not None and (
-        embeddings or not registry.is_embedding(layer)
+    return lambda layer: (
+        registry.mk_class_for(layer) is not None
+        and (embeddings or not registry.is_embedding(layer))
     )
 
 

@@ -14,6 +14,7 @@ from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.layers.config import MKConfig
 
+
 def _plain_class_named(registered_name):
     """The Keras class of an MK class's registered name (or None)."""
     registry.hub_classes()  # KerasHub's, once it is imported

@@ -68,6 +68,7 @@ def is_embedding(layer):
     cls = PLAIN_CLASSES.get(type(layer), type(layer))
     return cls in EMBEDDING_CLASSES
 
+
 NOT_SELECTED = "not selected for conversion"
 _KERNEL_NAMES = ("kernel", "embeddings")
 

@@ -45,9 +45,9 @@ class ConversionSummary:
     The shares count the trainable parameters of the deployed model (one
     copy of each weight): `simulated_share` is the share in simulated
     weights, `matrix_share` the same share among matrix-shaped weights only
-    (kernels and tables: two axes or more; biases, per-head ones
-    included, and norm scales left out), and `kinds` a `KindShare` per layer kind (Keras class name),
-    largest first.
+    (kernels and tables: two axes or more; biases, per-head ones included,
+    and norm scales left out), and `kinds` a `KindShare` per layer kind
+    (Keras class name), largest first.
     """
 
     model_name: str

@@ -84,8 +84,14 @@ def test_summary_shares_computed_by_hand():
     assert plain.simulated_share == pytest.approx(90 / 213)
     assert plain.matrix_share == pytest.approx(90 / 210)
     kinds = {k.kind: k for k in plain.kinds}
-    assert (kinds["Embedding"].simulated_params, kinds["Embedding"].trainable_params) == (0, 120)
-    assert (kinds["Dense"].simulated_params, kinds["Dense"].trainable_params) == (90, 93)
+    assert (
+        kinds["Embedding"].simulated_params,
+        kinds["Embedding"].trainable_params,
+    ) == (0, 120)
+    assert (
+        kinds["Dense"].simulated_params,
+        kinds["Dense"].trainable_params,
+    ) == (90, 93)
     full = keras_mk.conversion_summary(
         keras_mk.clone_model(model, embeddings=True, expand_bias=True)
     )
@@ -143,7 +149,11 @@ def test_save_load_and_resume_equal_uninterrupted(route, tmp_path):
 
 def _hub_models(keras_hub):
     small = dict(
-        num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16, dropout=0.0
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=8,
+        intermediate_dim=16,
+        dropout=0.0,
     )
     bert = keras_hub.models.BertBackbone(
         vocabulary_size=50, max_sequence_length=8, **small
@@ -183,7 +193,11 @@ def test_keras_hub_models_simulate_their_tables():
         x = _hub_inputs(name)
         mk = keras_mk.clone_model(model, embeddings=True, seed=0)
         summary = keras_mk.conversion_summary(mk)
-        print(name, f"{summary.simulated_share:.4f}", f"{summary.matrix_share:.4f}")
+        print(
+            name,
+            f"{summary.simulated_share:.4f}",
+            f"{summary.matrix_share:.4f}",
+        )
         assert summary.matrix_share >= 0.99, (name, str(summary))
         kinds = {k.kind: k.share for k in summary.kinds}
         for kind in ("ReversibleEmbedding", "PositionEmbedding"):

@@ -147,7 +147,9 @@ def test_fixed_probabilities_of_the_table_shape_and_per_unit():
     for shape in ((3, V, D), (3, 1, D), (3, V, 1)):
         p = rng.dirichlet(np.ones(3), size=shape[1:]).astype("float32")
         p = np.moveaxis(p, -1, 0)
-        expected = np.einsum("kvd,kvd->vd", np.broadcast_to(p, copies.shape), copies)
+        expected = np.einsum(
+            "kvd,kvd->vd", np.broadcast_to(p, copies.shape), copies
+        )
         got = numpy(layer(x, training=True, fixed_probabilities=p))
         np.testing.assert_allclose(got, expected[x], atol=1e-6)
     with pytest.raises(ValueError, match="must have shape"):
@@ -252,7 +254,9 @@ def test_untied_reverse_kernel_is_simulated_with_its_own_p():
     copies = layer.weight_copies["reverse_embeddings"]
     mean = np.mean([numpy(c.value) for c in copies], axis=0)
     np.testing.assert_allclose(
-        numpy(layer(hidden, reverse=True, training=True, fixed_probabilities=p)),
+        numpy(
+            layer(hidden, reverse=True, training=True, fixed_probabilities=p)
+        ),
         hidden @ mean,
         atol=1e-5,
     )

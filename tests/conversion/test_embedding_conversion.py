@@ -7,6 +7,7 @@ import pytest
 
 import keras_mk
 from keras_mk.conversion import registry
+from keras_mk.layers.mk_embedding import MKReversibleTable
 
 V, D, T = 20, 6, 5
 
@@ -209,3 +210,59 @@ def test_keras_hub_models_simulate_their_tables():
         )
         left = keras_mk.conversion_summary(keras_mk.clone_model(model))
         assert any(r == registry.NOT_SELECTED for _, _, r in left.left_plain)
+
+
+def test_gemma_lookup_and_tied_reverse_share_one_draw_per_step():
+    keras_hub = pytest.importorskip("keras_hub")
+    mk = keras_mk.clone_model(
+        _hub_models(keras_hub)["gemma"], embeddings=True, seed=0
+    )
+    table = mk.backbone.token_embedding
+    assert isinstance(table, MKReversibleTable)
+    x = _hub_inputs("gemma")
+    for step in range(1, 3):
+        mk(x, training=True)
+        # One even state per step: the lookup's, read again by the reverse.
+        state = models.numpy(table.seed_generator.state.value)
+        assert int(state[1]) == 2 * step
+
+
+def test_keras_hub_backbone_with_tables_saves_and_loads(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    mk = keras_mk.clone_model(
+        _hub_models(keras_hub)["gpt2"], embeddings=True, seed=0
+    )
+    x = _hub_inputs("gpt2")
+    mk(x, training=True)
+    path = str(tmp_path / "gpt2.keras")
+    keras_mk.save_model(mk, path)
+    restored = keras_mk.load_model(path)
+    assert [(p, type(la).__name__) for p, la in registry.mk_layers_of(mk)] == [
+        (p, type(la).__name__) for p, la in registry.mk_layers_of(restored)
+    ]
+    models.assert_same_variables(mk, restored)
+    models.assert_same_outputs(mk, restored, x)
+
+
+def test_keras_hub_tables_in_a_functional_model_save_and_collapse(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    inputs = keras.Input((T,), dtype="int32")
+    table = keras_hub.layers.ReversibleEmbedding(V, D, name="table")
+    hidden = table(inputs)
+    position = keras_hub.layers.PositionEmbedding(T, name="position")
+    hidden = hidden + position(hidden)
+    model = keras.Model(inputs, table(hidden, reverse=True))
+    x = token_ids()
+    mk = keras_mk.clone_model(model, embeddings=True, seed=0)
+    assert_converted_outputs(model, mk, x)
+    mk(x, training=True)
+    path = str(tmp_path / "hub.keras")
+    mk.save(path)
+    restored = keras.saving.load_model(path)
+    models.assert_same_variables(mk, restored)
+    small = keras_mk.collapse(restored)
+    for name in ("table", "position"):
+        assert type(small.get_layer(name)) is type(model.get_layer(name))
+    np.testing.assert_array_equal(
+        models.numpy(small(x)), models.numpy(mk(x, training=False))
+    )

@@ -33,9 +33,16 @@ class MKEmbeddingKerasTest(TestCase):
             supports_masking=False,
         )
 
-    def test_run_layer_test_reversible(self):
+    @parameterized.named_parameters(("keras", False), ("keras_hub", True))
+    def test_run_layer_test_reversible(self, hub):
+        cls = layers.MKReversibleEmbedding
+        if hub:
+            pytest.importorskip("keras_hub")
+            from keras_mk.layers import mk_hub_embedding
+
+            cls = mk_hub_embedding.MKHubReversibleEmbedding
         self.run_layer_test(
-            layers.MKReversibleEmbedding,
+            cls,
             init_kwargs={
                 "input_dim": 4,
                 "output_dim": 3,

@@ -238,11 +238,10 @@ class MKReversibleTable(MKEmbeddingTable):
         elif not training or not self._is_stochastic():
             value = sampling.mean(copies)
         else:
-            value = sampling.sampled_mix(
+            value = sampled_rows.table_mix(
                 copies,
                 self._reverse_state(name),
                 self._p_shape(tuple(copies[0].shape), name),
-                hashed=True,
             )
         self.__dict__["_active"] = {name: value}
         try:

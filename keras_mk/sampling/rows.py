@@ -8,10 +8,12 @@ equal those of the whole table's draw, `sample_spacings(p_shape, e, state,
 hashed=True)`, taken at the gathered rows.
 """
 
+import keras
 import numpy as np
 from keras import ops
 
 from keras_mk.sampling import counter_hash
+from keras_mk.sampling import mixing
 from keras_mk.sampling import simplex
 
 
@@ -64,3 +66,29 @@ def gathered_spacings(ids, p_shape, count, state):
         for j in range(count)
     ]
     return simplex.sort_elementwise(u)
+
+
+class _GivenState:
+    """Hands a given seed state to a mix that asks a generator for one."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def next(self):
+        return self.state
+
+
+def table_mix(copies, state, shape):
+    """The whole table mixed with the hashed draw of a given seed state.
+
+    `sampled_mix(copies, state, shape, hashed=True)`, through TensorFlow's
+    fused XLA clusters where they serve (`sampled_mix_for`): the reverse
+    projection of a tied table mixes all of it with its lookup's state.
+    """
+    shape = tuple(shape)
+    if keras.backend.backend() == "tensorflow" and mixing.training_uses_hash(
+        shape, len(copies)
+    ):
+        fused = mixing.sampled_mix_for(shape, len(copies))
+        return fused(copies, _GivenState(state))
+    return mixing.sampled_mix(copies, state, shape, hashed=True)

@@ -77,6 +77,15 @@ class MKEmbeddingTable(MKLayer):
         p = p.get(TABLE)
         if p is not None:
             fixed.check_shape_of(self, TABLE, p)
+        stochastic = training and self._is_stochastic()
+        if len(copies) > 1 and p is None and stochastic:
+            value = sampled_rows.gathered_mix(
+                copies,
+                ops.cast(ids, "int32"),
+                self._p_shape(tuple(copies[0].shape), TABLE),
+                self._lookup_state(),
+            )
+            return ops.cast(value, self.compute_dtype)
         rows = [ops.take(c, ids, axis=0) for c in copies]
         if len(rows) == 1:
             value = rows[0]
@@ -87,18 +96,8 @@ class MKEmbeddingTable(MKLayer):
             else:
                 p = p[:, 0]
             value = sampling.weighted_sum(rows, p)
-        elif not training or not self._is_stochastic():
-            value = sampling.mean(rows)
         else:
-            p_shape = self._p_shape(tuple(copies[0].shape), TABLE)
-            s = sampled_rows.gathered_spacings(
-                ops.cast(ids, "int32"),
-                p_shape,
-                self.expansion - 1,
-                self._lookup_state(),
-            )
-            s = [ops.cast(x, rows[0].dtype) for x in s]
-            value = sampling.mix_with_spacings(rows, s)
+            value = sampling.mean(rows)
         return ops.cast(value, self.compute_dtype)
 
     def sample_probabilities(self, name=None):

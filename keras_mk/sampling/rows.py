@@ -68,6 +68,49 @@ def gathered_spacings(ids, p_shape, count, state):
     return simplex.sort_elementwise(u)
 
 
+def gathered_mix(copies, ids, p_shape, state):
+    """The rows `ids` of the table mixed with the hashed draw of `state`.
+
+    Forward: gather-then-mix (tokens x dim x e). The gradient of copy `k`
+    is `p_k * upstream` at the gathered rows, computed as one scatter of
+    the upstream into the table times the whole table's `p_k` (hashed
+    again): `e` scatters, one per copy, cost more than that on every
+    backend's CPU (`benchmarks/embedding_cost.py`), and the optimizer
+    updates every copy's whole table anyway.
+
+    Args:
+        copies: the `e` tables, each `(rows, columns)`.
+        ids: int32 row ids (non-negative), any shape.
+        p_shape: the shape of the draw (see `element_index`).
+        state: the seed state of the draw.
+
+    Returns:
+        The mixed rows, `ids.shape + (columns,)`, in the copies' dtype.
+    """
+    table_shape = tuple(copies[0].shape)
+    flat = ops.reshape(ids, (-1, 1))
+
+    @ops.custom_gradient
+    def mix(*copies):
+        rows = [ops.take(c, ids, axis=0) for c in copies]
+        s = gathered_spacings(ids, p_shape, len(copies) - 1, state)
+        s = [ops.cast(x, rows[0].dtype) for x in s]
+
+        def grad(*args, upstream=None):
+            upstream = args[0] if upstream is None else upstream
+            upstream = ops.reshape(upstream, (-1, table_shape[-1]))
+            table = ops.scatter(flat, upstream, table_shape)
+            p = mixing.sample_spacings(p_shape, len(copies), state, True)
+            p = [ops.cast(x, table.dtype) for x in p]
+            return tuple(ops.multiply(table, q) for q in simplex.gaps(p))
+
+        # The whole table's formula (PyTorch's differs by an ulp), so the
+        # rows equal the whole table's mix taken at them, exactly.
+        return mixing.mix_with_spacings(rows, s), grad
+
+    return mix(*copies)
+
+
 class _GivenState:
     """Hands a given seed state to a mix that asks a generator for one."""
 

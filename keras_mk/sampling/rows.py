@@ -72,11 +72,12 @@ def gathered_mix(copies, ids, p_shape, state):
     """The rows `ids` of the table mixed with the hashed draw of `state`.
 
     Forward: gather-then-mix (tokens x dim x e). The gradient of copy `k`
-    is `p_k * upstream` at the gathered rows, computed as one scatter of
-    the upstream into the table times the whole table's `p_k` (hashed
-    again): `e` scatters, one per copy, cost more than that on every
-    backend's CPU (`benchmarks/embedding_cost.py`), and the optimizer
-    updates every copy's whole table anyway.
+    is `p_k * upstream` at the gathered rows. On JAX, where XLA compiles
+    the step and fuses the hash, it is one scatter of the upstream into
+    the table times the whole table's `p_k` (hashed again); elsewhere,
+    where the hash runs op by op, one scatter per copy of `p_k * upstream`
+    (measured in `benchmarks/embedding_cost.py`: either way the backward
+    and the optimizer's update touch every copy's whole table).
 
     Args:
         copies: the `e` tables, each `(rows, columns)`.
@@ -87,15 +88,23 @@ def gathered_mix(copies, ids, p_shape, state):
     Returns:
         The mixed rows, `ids.shape + (columns,)`, in the copies' dtype.
     """
+
+    def mixed_rows(copies):
+        rows = [ops.take(c, ids, axis=0) for c in copies]
+        s = gathered_spacings(ids, p_shape, len(copies) - 1, state)
+        # The whole table's formula (PyTorch's differs by an ulp), so the
+        # rows equal the whole table's mix taken at them, exactly.
+        return mixing.mix_with_spacings(
+            rows, [ops.cast(x, rows[0].dtype) for x in s]
+        )
+
+    if keras.backend.backend() != "jax":
+        return mixed_rows(copies)
     table_shape = tuple(copies[0].shape)
     flat = ops.reshape(ids, (-1, 1))
 
     @ops.custom_gradient
     def mix(*copies):
-        rows = [ops.take(c, ids, axis=0) for c in copies]
-        s = gathered_spacings(ids, p_shape, len(copies) - 1, state)
-        s = [ops.cast(x, rows[0].dtype) for x in s]
-
         def grad(*args, upstream=None):
             upstream = args[0] if upstream is None else upstream
             upstream = ops.reshape(upstream, (-1, table_shape[-1]))
@@ -104,9 +113,7 @@ def gathered_mix(copies, ids, p_shape, state):
             p = [ops.cast(x, table.dtype) for x in p]
             return tuple(ops.multiply(table, q) for q in simplex.gaps(p))
 
-        # The whole table's formula (PyTorch's differs by an ulp), so the
-        # rows equal the whole table's mix taken at them, exactly.
-        return mixing.mix_with_spacings(rows, s), grad
+        return mixed_rows(copies), grad
 
     return mix(*copies)
 

@@ -33,6 +33,7 @@ from keras_mk.layers import MKDense
 from keras_mk.layers import MKDepthwiseConv1D
 from keras_mk.layers import MKDepthwiseConv2D
 from keras_mk.layers import MKEinsumDense
+from keras_mk.layers import MKEmbedding
 from keras_mk.layers import MKGRUCell
 from keras_mk.layers import MKLayer
 from keras_mk.layers import MKLSTMCell

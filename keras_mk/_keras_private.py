@@ -101,6 +101,14 @@ def refresh_call_signature(layer):
     }
 
 
+def set_keras_mask(x, mask):
+    """Attaches a Keras mask to a layer's output, as Keras layers do in
+    `call` (`ReversibleEmbedding`'s lookup)."""
+    from keras.src.backend.common.masking import set_keras_mask as set_mask
+
+    set_mask(x, mask)
+
+
 def no_autocast():
     """A scope in which variables read in their own dtype (no autocast)."""
     from keras.src.backend.common.variables import AutocastScope

@@ -79,13 +79,12 @@ def _check_class(cls):
         )
 
 
-def layer_selector(layers):
+def layer_selector(layers, embeddings=False):
     """Turns the `layers` argument into a predicate `(path, layer) -> bool`.
 
-    Only layers with an MK counterpart are ever selected.
+    Only layers with an MK counterpart are ever selected; embedding tables
+    only with `embeddings=True` or when `layers` names their class.
     """
-    if layers is None:
-        return lambda path, layer: registry.mk_class_for(layer) is not None
     if isinstance(layers, type):
         layers = [layers]
     if isinstance(layers, (list, tuple, set, frozenset)):
@@ -95,6 +94,9 @@ def layer_selector(layers):
         for cls in classes:
             _check_class(cls)
         return lambda path, layer: type(layer) in classes
+    kind = _kind_selector(embeddings)
+    if layers is None:
+        return lambda path, layer: kind(layer)
     if isinstance(layers, str):
         try:
             pattern = re.compile(layers)
@@ -104,17 +106,26 @@ def layer_selector(layers):
                 f"Received: layers={layers!r}"
             ) from e
         return lambda path, layer: (
-            registry.mk_class_for(layer) is not None
-            and pattern.search(path) is not None
+            kind(layer) and pattern.search(path) is not None
         )
     if callable(layers):
-        return lambda path, layer: (
-            registry.mk_class_for(layer) is not None and bool(layers(layer))
-        )
+        return lambda path, layer: kind(layer) and bool(layers(layer))
     raise TypeError(
         "`layers` must be None, a list of layer classes, a regular "
         "expression (str) matched against layer paths, or a callable "
         f"`layer -> bool`. Received: layers={layers!r}"
+    )
+
+
+def _kind_selector(embeddings):
+    """`layer -> bool`: has an MK class, and is not a table left out."""
+    if not isinstance(embeddings, bool):
+        raise ValueError(
+            f"`embeddings` must be a bool. Received: embeddings={embeddings!r}"
+        )
+    return lambda layer: (
+        registry.mk_class_for(layer) is not None
+        and (embeddings or not registry.is_embedding(layer))
     )
 
 
@@ -135,7 +146,7 @@ def _check_convertible(path, layer):
         )
 
 
-def conversion_plan(model, layers=None, **mk_arguments):
+def conversion_plan(model, layers=None, embeddings=False, **mk_arguments):
     """Validates everything and lists what `clone_model` would convert.
 
     Returns:
@@ -150,7 +161,7 @@ def conversion_plan(model, layers=None, **mk_arguments):
             f"(e.g. '{already[0][0]}'): it was converted before. Convert "
             "the original model, or `keras_mk.collapse` this one first."
         )
-    select = layer_selector(layers)
+    select = layer_selector(layers, embeddings)
     plan = {}
     for path, layer in registry.iter_layers(model):
         if select(path, layer):
@@ -165,7 +176,7 @@ def conversion_plan(model, layers=None, **mk_arguments):
     return plan
 
 
-def clone_model(model, *, layers=None, **mk_arguments):
+def clone_model(model, *, layers=None, embeddings=False, **mk_arguments):
     """Returns a Majority Kernels copy of a Keras model, with its weights.
 
     Unlike `keras.models.clone_model`, which re-initialises the weights,
@@ -187,6 +198,17 @@ def clone_model(model, *, layers=None, **mk_arguments):
             expression searched in each layer's
             path (`"encoder_layer_0/self_attention/query"`); or a callable
             `layer -> bool`, asked about supported layers only.
+        embeddings: bool, default False: also convert the embedding
+            tables (`Embedding`, `ReversibleEmbedding`, KerasHub's
+            `ReversibleEmbedding` and `PositionEmbedding`) that `layers`
+            selects. Naming a table class in a `layers` list converts it
+            too. Off by default: the paper simulates the kernel of every
+            layer, and `e` copies of a language model's tables (20-30% of
+            its weights at published sizes, more with a large
+            vocabulary) and their optimizer slots are most of the memory
+            MK adds, so the tables are a choice to make; and a conversion
+            made before tables had MK versions converts the same layers.
+            See `docs/conversion.md`.
         **mk_arguments: the MK arguments, keyword-only: the fields of
             `keras_mk.layers.MKConfig` (which validates them) except
             `copy_initialization` (conversion replicates the pretrained
@@ -215,7 +237,7 @@ def clone_model(model, *, layers=None, **mk_arguments):
     >>> mk_model.fit(x, y)
     >>> small = keras_mk.collapse(mk_model)
     """
-    plan = conversion_plan(model, layers, **mk_arguments)
+    plan = conversion_plan(model, layers, embeddings, **mk_arguments)
     copy, config = model_checks.copy_model_and_config(model)
     model_checks.copy_variables(model, copy, "convert")
     converting.convert_layers(copy, plan)
@@ -248,7 +270,7 @@ def _is_operation(value):
     return isinstance(value, keras.Operation)
 
 
-def clone_function(layer=None, /, **mk_arguments):
+def clone_function(layer=None, /, *, embeddings=False, **mk_arguments):
     """A `clone_function` for `keras.models.clone_model`.
 
     For Sequential and Functional models only: Keras calls it on the
@@ -264,6 +286,8 @@ def clone_function(layer=None, /, **mk_arguments):
         layer: only when passed uncalled
             (`clone_function=keras_mk.clone_function`): the layer Keras
             hands it, converted with the default MK arguments.
+        embeddings: bool, default False: also convert embedding tables,
+            as for `keras_mk.clone_model`.
         **mk_arguments: the MK arguments, keyword-only, as for
             `keras_mk.clone_model`.
 
@@ -286,7 +310,7 @@ def clone_function(layer=None, /, **mk_arguments):
             )
         # Passed uncalled (`clone_function=keras_mk.clone_function`): Keras
         # calls it with each layer. Use the default MK arguments.
-        if mk_arguments:
+        if mk_arguments or embeddings:
             raise TypeError(
                 "`keras_mk.clone_function` was called with a layer and MK "
                 "arguments. Call it with the MK arguments first: "
@@ -295,6 +319,7 @@ def clone_function(layer=None, /, **mk_arguments):
             )
         return clone_function()(layer)
     config = conversion_config(mk_arguments)
+    selected = _kind_selector(embeddings)
     counter = [0]
 
     def convert(path, layer):
@@ -315,7 +340,7 @@ def clone_function(layer=None, /, **mk_arguments):
             assets.copy_assets(layer, new)
         if not layer.built:
             return new
-        if registry.mk_class_for(layer) is not None:
+        if selected(layer):
             convert(layer.name, new)
             return new
         # Kernel layers inside a wrapper (`TimeDistributed`) or a layer
@@ -323,7 +348,7 @@ def clone_function(layer=None, /, **mk_arguments):
         nested = [
             (f"{layer.name}/{path}", sublayer)
             for path, sublayer in registry.iter_layers(new)
-            if registry.mk_class_for(sublayer) is not None
+            if selected(sublayer)
         ]
         for path, sublayer in nested:
             convert(path, sublayer)

@@ -14,10 +14,14 @@ from keras_mk.conversion import model_checks
 from keras_mk.conversion import registry
 from keras_mk.layers.config import MKConfig
 
-_REGISTERED_MK_NAMES = {
-    f"keras_mk>{mk.__name__}": plain
-    for mk, plain in registry.PLAIN_CLASSES.items()
-}
+
+def _plain_class_named(registered_name):
+    """The Keras class of an MK class's registered name (or None)."""
+    registry.hub_classes()  # KerasHub's, once it is imported
+    for mk, plain in registry.PLAIN_CLASSES.items():
+        if registered_name == f"keras_mk>{mk.__name__}":
+            return plain
+    return None
 
 
 def plain_config(config):
@@ -31,12 +35,16 @@ def plain_config(config):
         return [plain_config(c) for c in config]
     if not isinstance(config, dict):
         return config
-    plain = _REGISTERED_MK_NAMES.get(config.get("registered_name"))
+    plain = _plain_class_named(config.get("registered_name"))
     result = {k: plain_config(v) for k, v in config.items()}
     if plain is not None and isinstance(config.get("config"), dict):
-        result["module"] = "keras.layers"
+        keras_layer = plain.__module__.startswith("keras.")
+        # A KerasHub layer deserializes by its registered name.
+        result["module"] = "keras.layers" if keras_layer else plain.__module__
         result["class_name"] = plain.__name__
-        result["registered_name"] = None
+        result["registered_name"] = (
+            None if keras_layer else keras.saving.get_registered_name(plain)
+        )
         result["config"] = {
             k: v
             for k, v in result["config"].items()
@@ -48,7 +56,7 @@ def plain_config(config):
 def _check_finite(model):
     for path, layer in registry.mk_layers_of(model):
         for what in layer.weight_copies:
-            value = getattr(layer, what)
+            value = getattr(layer, what)  # the mean of the copies
             if not np.all(np.isfinite(keras.ops.convert_to_numpy(value))):
                 raise ValueError(
                     f"Cannot collapse model '{model.name}': the mean {what} "

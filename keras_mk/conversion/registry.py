@@ -5,6 +5,9 @@ may change `call` in ways an MK layer would silently drop, so it is left
 alone unless it is the plain Keras class.
 """
 
+import importlib
+import sys
+
 import keras
 
 from keras_mk import _keras_private
@@ -32,14 +35,55 @@ MK_CLASSES = {
     keras.layers.LSTMCell: mk_layers.MKLSTMCell,
     keras.layers.GRUCell: mk_layers.MKGRUCell,
 }
+# Embedding tables: converted when selected (`clone_model(embeddings=True)`).
+EMBEDDING_CLASSES = {keras.layers.Embedding}
+MK_CLASSES[keras.layers.Embedding] = mk_layers.MKEmbedding
+if hasattr(mk_layers, "MKReversibleEmbedding"):
+    MK_CLASSES[keras.layers.ReversibleEmbedding] = (
+        mk_layers.MKReversibleEmbedding
+    )
+    EMBEDDING_CLASSES.add(keras.layers.ReversibleEmbedding)
 PLAIN_CLASSES = {mk: plain for plain, mk in MK_CLASSES.items()}
+
+
+def hub_classes():
+    """Registers KerasHub's embedding layers, once `keras_hub` is imported.
+
+    KerasHub is optional and its import costs seconds (it imports
+    TensorFlow): `import keras_mk` never imports it. A KerasHub layer
+    exists only once `keras_hub` is imported, so every lookup here first
+    registers its MK classes if it is.
+    """
+    if "keras_hub" not in sys.modules or _HUB_REGISTERED:
+        return
+    _HUB_REGISTERED.append(True)
+    keras_hub = sys.modules["keras_hub"]
+    hub = importlib.import_module("keras_mk.layers.mk_hub_embedding")
+    for plain, mk in (
+        (keras_hub.layers.ReversibleEmbedding, hub.MKHubReversibleEmbedding),
+        (keras_hub.layers.PositionEmbedding, hub.MKPositionEmbedding),
+    ):
+        MK_CLASSES[plain] = mk
+        PLAIN_CLASSES[mk] = plain
+        EMBEDDING_CLASSES.add(plain)
+
+
+_HUB_REGISTERED = []
+
+
+def is_embedding(layer):
+    """Whether `layer` (a plain or MK layer) is an embedding table."""
+    hub_classes()
+    cls = PLAIN_CLASSES.get(type(layer), type(layer))
+    return cls in EMBEDDING_CLASSES
 
 
 NOT_SELECTED = "not selected for conversion"
 _KERNEL_NAMES = ("kernel", "embeddings")
 
 
-def _own_weights(layer):
+def own_weights(layer):
+    """The weights `layer` holds itself, not through a sublayer."""
     nested = {
         id(w)
         for sublayer in _keras_private.sublayers(layer)
@@ -62,7 +106,7 @@ def left_plain(model, kernels_only=False):
     for path, layer in iter_layers(model):
         if is_mk_layer(layer):
             continue
-        names = [w.name for w in _own_weights(layer)]
+        names = [w.name for w in own_weights(layer)]
         kinds = _KERNEL_NAMES[:1] if kernels_only else _KERNEL_NAMES
         if not any(k in n for n in names for k in kinds):
             continue
@@ -80,20 +124,24 @@ def serialized_names():
     """How the configs of convertible Keras classes name their class: the
     registered name (`"keras_hub>ReversibleEmbedding"`), or the class name
     of a built-in Keras layer (`"Dense"`, with no registered name)."""
+    hub_classes()
     return {keras.saving.get_registered_name(cls) for cls in MK_CLASSES}
 
 
 def supported_names():
+    hub_classes()
     return ", ".join(sorted(cls.__name__ for cls in MK_CLASSES))
 
 
 def mk_class_for(layer):
     """The MK class for `layer`, or None when it has no counterpart."""
+    hub_classes()
     return MK_CLASSES.get(type(layer))
 
 
 def plain_class_for(layer):
     """The Keras class an MK layer extends, or None for other layers."""
+    hub_classes()
     return PLAIN_CLASSES.get(type(layer))
 
 

@@ -19,6 +19,20 @@ class ConvertedLayer:
 
 
 @dataclasses.dataclass(frozen=True)
+class KindShare:
+    """The trainable parameters of one layer kind (its Keras class name),
+    at inference size, and how many of them are simulated."""
+
+    kind: str
+    simulated_params: int
+    trainable_params: int
+
+    @property
+    def share(self):
+        return self.simulated_params / max(self.trainable_params, 1)
+
+
+@dataclasses.dataclass(frozen=True)
 class ConversionSummary:
     """What `keras_mk.clone_model` converted, and the parameter counts.
 
@@ -27,6 +41,13 @@ class ConversionSummary:
     model's size. `left_plain` lists the layers holding a kernel that are
     not MK layers, as `(path, class_name, reason)`. `print(summary)` shows
     a table.
+
+    The shares count the trainable parameters of the deployed model (one
+    copy of each weight): `simulated_share` is the share in simulated
+    weights, `matrix_share` the same share among matrix-shaped weights only
+    (kernels and tables: two axes or more; biases, per-head ones included,
+    and norm scales left out), and `kinds` a `KindShare` per layer kind
+    (Keras class name), largest first.
     """
 
     model_name: str
@@ -34,6 +55,9 @@ class ConversionSummary:
     training_params: int
     inference_params: int
     left_plain: tuple = ()
+    simulated_share: float = 0.0
+    matrix_share: float = 0.0
+    kinds: tuple = ()
 
     def __str__(self):
         rows = [("Layer (path)", "Class", "e", "Training", "Inference")]
@@ -62,6 +86,14 @@ class ConversionSummary:
             f"Training params:  {self.training_params:,}",
             f"Inference params: {self.inference_params:,} "
             "(after keras_mk.collapse)",
+        ]
+        lines.append(
+            f"Simulated: {self.simulated_share:.1%} of trainable params, "
+            f"{self.matrix_share:.1%} of matrix-shaped ones (kernels, tables)"
+        )
+        lines += [
+            f"  {k.kind}: {k.share:.1%} of {k.trainable_params:,}"
+            for k in self.kinds
         ]
         if self.left_plain:
             lines.append(f"Kernel layers left plain: {len(self.left_plain)}")
@@ -95,9 +127,9 @@ def conversion_summary(model):
     model_checks.check_model(model, "conversion_summary")
     rows, extra = [], 0
     for path, layer in registry.mk_layers_of(model):
-        weights = layer.weight_copies.values()  # kernels and the bias
-        training = sum(_size(v) for copies in weights for v in copies)
-        inference = sum(_size(copies[0]) for copies in weights if copies)
+        groups = [c for c in layer.weight_copies.values() if c]
+        training = sum(_size(v) for copies in groups for v in copies)
+        inference = sum(_size(copies[0]) for copies in groups)
         extra += training - inference
         rows.append(
             ConvertedLayer(
@@ -105,10 +137,53 @@ def conversion_summary(model):
             )
         )
     training_params = model.count_params()
+    total, matrix, kinds = _shares(model)
     return ConversionSummary(
         model.name,
         tuple(rows),
         training_params,
         training_params - extra,
         tuple(registry.left_plain(model)),
+        simulated_share=total[0] / max(total[1], 1),
+        matrix_share=matrix[0] / max(matrix[1], 1),
+        kinds=tuple(
+            KindShare(kind, simulated, trainable)
+            for kind, (simulated, trainable) in sorted(
+                kinds.items(), key=lambda item: -item[1][1]
+            )
+        ),
     )
+
+
+def _is_matrix(weight):
+    """A kernel or a table: two axes or more, and not a bias (an attention
+    layer's bias has one axis per head and one per unit)."""
+    return len(weight.shape) > 1 and "bias" not in weight.name
+
+
+def _shares(model):
+    """`(simulated, trainable)` parameter counts at inference size: of the
+    model, of its matrix-shaped weights, and per layer kind (a dict)."""
+    trainable = {id(w) for w in model.trainable_weights}
+    seen = set()
+    total, matrix, kinds = [0, 0], [0, 0], {}
+    for _, layer in registry.iter_layers(model):
+        simulated, extra = set(), set()
+        if registry.is_mk_layer(layer):
+            for name, copies in layer.weight_copies.items():
+                extra.update(id(v) for v in copies[1:])
+                if name != "bias" or layer.expand_bias:
+                    simulated.add(id(copies[0]))
+        plain = registry.plain_class_for(layer) or type(layer)
+        counts = kinds.setdefault(plain.__name__, [0, 0])
+        for w in registry.own_weights(layer):
+            if id(w) in seen or id(w) in extra or id(w) not in trainable:
+                continue
+            seen.add(id(w))
+            size, used = _size(w), int(id(w) in simulated)
+            targets = [total, counts] + ([matrix] if _is_matrix(w) else [])
+            for target in targets:
+                target[0] += used * size
+                target[1] += size
+    kinds = {k: tuple(v) for k, v in kinds.items() if v[1]}
+    return total, matrix, kinds

@@ -73,18 +73,26 @@ SPECS = {
 # cell takes states; a recurrent layer holds no weights, its cell does):
 # the same contract in their own file, never silently skipped.
 _RECURRENT = "test_mk_separable_recurrent.py"
+_TABLES = "test_mk_embeddings.py"
+_TABLES_KERAS = "test_mk_embeddings_keras.py"
 OWN_TESTS = {
-    # class: (test file, the class it is tested through there)
-    layers.MKSimpleRNN: (_RECURRENT, "MKSimpleRNN"),
-    layers.MKLSTM: (_RECURRENT, "MKLSTM"),
-    layers.MKGRU: (_RECURRENT, "MKGRU"),
-    layers.MKSimpleRNNCell: (_RECURRENT, "MKSimpleRNN"),
-    layers.MKLSTMCell: (_RECURRENT, "MKLSTM"),
-    layers.MKGRUCell: (_RECURRENT, "MKGRU"),
+    # class name: (test file, the class it is tested through there)
+    "MKSimpleRNN": (_RECURRENT, "MKSimpleRNN"),
+    "MKLSTM": (_RECURRENT, "MKLSTM"),
+    "MKGRU": (_RECURRENT, "MKGRU"),
+    "MKSimpleRNNCell": (_RECURRENT, "MKSimpleRNN"),
+    "MKLSTMCell": (_RECURRENT, "MKLSTM"),
+    "MKGRUCell": (_RECURRENT, "MKGRU"),
+    # Tables: an integer input, a lookup (gather-then-mix) and a reverse
+    # projection; KerasHub's are registered once keras_hub is imported.
+    "MKEmbedding": (_TABLES, "MKEmbedding"),
+    "MKReversibleEmbedding": (_TABLES, "MKReversibleEmbedding"),
+    "MKHubReversibleEmbedding": (_TABLES_KERAS, "MKHubReversibleEmbedding"),
+    "MKPositionEmbedding": (_TABLES_KERAS, "MKPositionEmbedding"),
 }
 # Every registered MK class the shared tests take, in a stable order.
 MK_CLASSES = sorted(
-    (c for c in registry.MK_CLASSES.values() if c not in OWN_TESTS),
+    (c for c in registry.MK_CLASSES.values() if c.__name__ not in OWN_TESTS),
     key=lambda c: c.__name__,
 )
 IDS = [cls.__name__ for cls in MK_CLASSES]

@@ -85,5 +85,5 @@ def test_every_registered_mk_class_has_a_spec_or_its_own_tests():
     here = os.path.dirname(__file__)
     for cls, (name, through) in own.items():
         with open(os.path.join(here, name)) as f:
-            assert through in f.read(), (cls.__name__, name)
+            assert through in f.read(), (cls, name)
     assert len(layer_specs.MK_CLASSES) >= 12

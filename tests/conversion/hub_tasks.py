@@ -11,6 +11,7 @@ vocabulary comes from the preset's assets, not from its config.
 import io
 
 import numpy as np
+import tiny_hub
 
 SENTENCES = [
     "the quick brown fox",
@@ -124,15 +125,7 @@ def gemma_causal_lm(keras_hub):
     tokenizer = keras_hub.models.GemmaTokenizer(
         proto=sentence_piece_proto("<pad>", "<bos>", "<eos>", "<unk>")
     )
-    backbone = keras_hub.models.GemmaBackbone(
-        vocabulary_size=tokenizer.vocabulary_size(),
-        num_layers=1,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        hidden_dim=8,
-        intermediate_dim=16,
-        head_dim=4,
-    )
+    backbone = tiny_hub.gemma_backbone(keras_hub, tokenizer.vocabulary_size())
     preprocessor = keras_hub.models.GemmaCausalLMPreprocessor(
         tokenizer, sequence_length=8
     )

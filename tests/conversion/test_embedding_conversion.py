@@ -1,9 +1,11 @@
 """Converting embedding tables: selection, shares, the contract, KerasHub."""
 
-import conftest as models
 import keras
+import models
 import numpy as np
 import pytest
+import tiny_hub
+from hub_tasks import TRANSFORMER
 
 import keras_mk
 from keras_mk.conversion import registry
@@ -149,29 +151,10 @@ def test_save_load_and_resume_equal_uninterrupted(route, tmp_path):
 
 
 def _hub_models(keras_hub):
-    small = dict(
-        num_layers=1,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        dropout=0.0,
-    )
-    bert = keras_hub.models.BertBackbone(
-        vocabulary_size=50, max_sequence_length=8, **small
-    )
-    gpt2 = keras_hub.models.GPT2Backbone(
-        vocabulary_size=50, max_sequence_length=8, **small
-    )
+    bert = keras_hub.models.BertBackbone(vocabulary_size=50, **TRANSFORMER)
+    gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=50, **TRANSFORMER)
     gemma = keras_hub.models.GemmaCausalLM(
-        backbone=keras_hub.models.GemmaBackbone(
-            vocabulary_size=50,
-            num_layers=1,
-            num_query_heads=2,
-            num_key_value_heads=1,
-            hidden_dim=8,
-            intermediate_dim=16,
-            head_dim=4,
-        ),
+        backbone=tiny_hub.gemma_backbone(keras_hub),
         preprocessor=None,
     )
     return {"bert": bert, "gpt2": gpt2, "gemma": gemma}

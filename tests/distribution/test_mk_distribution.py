@@ -16,6 +16,7 @@ import warnings
 import keras
 import numpy as np
 import pytest
+import tiny_hub
 
 import keras_mk
 
@@ -158,15 +159,7 @@ def test_layout_map_derived_from_keras_hub_get_layout_map():
         (1, 1), ["batch", "model"], devices=devices
     )
     plain_map = keras_hub.models.GemmaBackbone.get_layout_map(mesh)
-    gemma = keras_hub.models.GemmaBackbone(
-        vocabulary_size=64,
-        num_layers=2,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        hidden_dim=16,
-        intermediate_dim=32,
-        head_dim=8,
-    )
+    gemma = tiny_hub.gemma_backbone(keras_hub, 64, layers=2, width=16)
     mk = keras_mk.clone_model(gemma, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a rule matching nothing warns

@@ -8,29 +8,35 @@ from keras_mk import _keras_private
 from keras_mk import layers
 
 TestCase = _keras_private.layer_test_case()
+TOKENS = np.array([[1, 2, 3], [0, 1, 3]], "int32")
 
 
 class MKEmbeddingKerasTest(TestCase):
-    @parameterized.named_parameters(
-        ("expansion_3", 3, 3, 1), ("expansion_1", 1, 1, 0)
-    )
-    def test_run_layer_test(self, expansion, weights, seeds):
+    def check(self, cls, init_kwargs, weights, seeds=1, **data):
+        """`run_layer_test` in training mode, no masking, no losses."""
         self.run_layer_test(
-            layers.MKEmbedding,
-            init_kwargs={
-                "input_dim": 4,
-                "output_dim": 3,
-                "expansion": expansion,
-                "seed": 1,
-            },
-            input_data=np.array([[1, 2, 3], [0, 1, 3]], "int32"),
+            cls,
+            init_kwargs={**init_kwargs, "seed": 1},
             call_kwargs={"training": True},
-            expected_output_shape=(2, 3, 3),
             expected_num_trainable_weights=weights,
             expected_num_non_trainable_weights=0,
             expected_num_seed_generators=seeds,
             expected_num_losses=0,
             supports_masking=False,
+            **data,
+        )
+
+    @parameterized.named_parameters(
+        ("expansion_3", 3, 3, 1), ("expansion_1", 1, 1, 0)
+    )
+    def test_run_layer_test(self, expansion, weights, seeds):
+        self.check(
+            layers.MKEmbedding,
+            {"input_dim": 4, "output_dim": 3, "expansion": expansion},
+            weights,
+            seeds,
+            input_data=TOKENS,
+            expected_output_shape=(2, 3, 3),
         )
 
     @parameterized.named_parameters(("keras", False), ("keras_hub", True))
@@ -41,38 +47,27 @@ class MKEmbeddingKerasTest(TestCase):
             from keras_mk.layers import mk_hub_embedding
 
             cls = mk_hub_embedding.MKHubReversibleEmbedding
-        self.run_layer_test(
+        self.check(
             cls,
-            init_kwargs={
+            {
                 "input_dim": 4,
                 "output_dim": 3,
                 "tie_weights": False,
                 "expansion": 2,
-                "seed": 1,
             },
-            input_data=np.array([[1, 2, 3], [0, 1, 3]], "int32"),
-            call_kwargs={"training": True},
+            4,
+            input_data=TOKENS,
             expected_output_shape=(2, 3, 3),
-            expected_num_trainable_weights=4,
-            expected_num_non_trainable_weights=0,
-            expected_num_seed_generators=1,
-            expected_num_losses=0,
-            supports_masking=False,
         )
 
     def test_run_layer_test_position_embedding(self):
         pytest.importorskip("keras_hub")
         from keras_mk.layers.mk_hub_embedding import MKPositionEmbedding
 
-        self.run_layer_test(
+        self.check(
             MKPositionEmbedding,
-            init_kwargs={"sequence_length": 6, "expansion": 3, "seed": 1},
+            {"sequence_length": 6, "expansion": 3},
+            3,
             input_shape=(2, 4, 3),
-            call_kwargs={"training": True},
             expected_output_shape=(2, 4, 3),
-            expected_num_trainable_weights=3,
-            expected_num_non_trainable_weights=0,
-            expected_num_seed_generators=1,
-            expected_num_losses=0,
-            supports_masking=False,
         )

@@ -258,15 +258,19 @@ def test_summary_lists_kernel_layers_left_plain_and_conversion_warns():
     inputs = keras.Input((6, 4))
     h = keras.layers.Bidirectional(keras.layers.LSTM(3), name="bi")(inputs)
     h = keras.layers.Dense(4, name="d")(h)
-    outputs = keras.layers.Reshape((4, 1))(h)
-    outputs = keras.layers.SeparableConv1D(2, 3, name="sep")(outputs)
+    h = keras.layers.Reshape((4, 1, 1))(h)
+    # No MK version: a convolutional recurrent layer.
+    outputs = keras.layers.ConvLSTM1D(2, 1, name="convlstm")(h)
     original = keras.Model(inputs, outputs)
     with pytest.warns(UserWarning, match="left plain"):
         mk = keras_mk.clone_model(original, seed=0)
     summary = keras_mk.conversion_summary(mk)
     plain = {p: reason for p, _, reason in summary.left_plain}
-    assert any("sep" in p for p in plain), plain
-    assert any("lstm" in p.lower() for p in plain), plain
+    assert any("convlstm" in p for p in plain), plain
+    # The LSTMs inside `Bidirectional` are converted, with their cells.
+    assert not any(p.startswith("bi/") for p in plain), plain
+    mk_paths = [p for p, _ in registry.mk_layers_of(mk)]
+    assert sum(p.startswith("bi/") for p in mk_paths) == 2, mk_paths
     assert "left plain" in str(summary)
     assert_converted_equal(original, mk, _x(original))
 

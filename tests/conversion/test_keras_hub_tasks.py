@@ -132,7 +132,7 @@ FAMILY_BACKEND = {
 FRESH_SCRIPT = """
 import json, sys
 import keras, keras_hub, numpy as np
-sys.path.insert(0, sys.argv[3])
+sys.path[:0] = sys.argv[3:]  # hub_tasks and the tiny builders it uses
 import hub_tasks
 name, preset = sys.argv[1], sys.argv[2]
 task = hub_tasks.load(name, preset)
@@ -208,7 +208,7 @@ def test_keras_hub_task_trains_generates_and_ships_as_a_preset(
         assert "keras_mk" not in config.read_text(), config.name
     result = subprocess.run(
         [sys.executable, "-c", FRESH_SCRIPT, name, str(preset)]
-        + [os.path.dirname(__file__)],
+        + [os.path.dirname(__file__), os.path.join(ROOT, "tests")],
         check=True,
         capture_output=True,
         text=True,

@@ -102,11 +102,11 @@ def _compiled_greedy():
 
         def greedy(rows, *arguments):
             if arguments not in compiled:
+                # Static shapes: the selection's loop sizes come from them.
                 compiled[arguments] = tf.function(
                     lambda r: _greedy(r, *arguments),
                     jit_compile=True,
                     autograph=False,
-                    reduce_retracing=True,
                 )
             return compiled[arguments](rows)
 

@@ -66,7 +66,9 @@ class MKPositionEmbedding(MKLayer, keras_hub.layers.PositionEmbedding):
         training=None,
         fixed_probabilities=None,
     ):
+        # `positions` exists from KerasHub 0.22: passed only when given.
+        extra = {} if positions is None else {"positions": positions}
         with self.mixed_weights(training, fixed_probabilities):
             return super(MKLayer, self).call(
-                inputs, start_index=start_index, positions=positions
+                inputs, start_index=start_index, **extra
             )

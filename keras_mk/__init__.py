@@ -37,6 +37,7 @@ from keras_mk.layers import MKEmbedding
 from keras_mk.layers import MKGRUCell
 from keras_mk.layers import MKLayer
 from keras_mk.layers import MKLSTMCell
+from keras_mk.layers import MKReversibleEmbedding
 from keras_mk.layers import MKSeparableConv1D
 from keras_mk.layers import MKSeparableConv2D
 from keras_mk.layers import MKSimpleRNN

@@ -38,11 +38,8 @@ MK_CLASSES = {
 # Embedding tables: converted when selected (`clone_model(embeddings=True)`).
 EMBEDDING_CLASSES = {keras.layers.Embedding}
 MK_CLASSES[keras.layers.Embedding] = mk_layers.MKEmbedding
-if hasattr(mk_layers, "MKReversibleEmbedding"):
-    MK_CLASSES[keras.layers.ReversibleEmbedding] = (
-        mk_layers.MKReversibleEmbedding
-    )
-    EMBEDDING_CLASSES.add(keras.layers.ReversibleEmbedding)
+MK_CLASSES[keras.layers.ReversibleEmbedding] = mk_layers.MKReversibleEmbedding
+EMBEDDING_CLASSES.add(keras.layers.ReversibleEmbedding)
 PLAIN_CLASSES = {mk: plain for plain, mk in MK_CLASSES.items()}
 
 

@@ -12,6 +12,7 @@ from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv1D
 from keras_mk.layers.mk_depthwise_conv import MKDepthwiseConv2D
 from keras_mk.layers.mk_einsum_dense import MKEinsumDense
 from keras_mk.layers.mk_embedding import MKEmbedding
+from keras_mk.layers.mk_embedding import MKReversibleEmbedding
 from keras_mk.layers.mk_layer import MKLayer
 from keras_mk.layers.mk_recurrent import MKGRU
 from keras_mk.layers.mk_recurrent import MKLSTM
@@ -21,11 +22,6 @@ from keras_mk.layers.mk_recurrent import MKSimpleRNN
 from keras_mk.layers.mk_recurrent import MKSimpleRNNCell
 from keras_mk.layers.mk_separable_conv import MKSeparableConv1D
 from keras_mk.layers.mk_separable_conv import MKSeparableConv2D
-
-try:  # Keras >= 3.13
-    from keras_mk.layers.mk_embedding import MKReversibleEmbedding
-except ImportError:
-    pass
 
 __all__ = [
     "MKConfig",
@@ -44,11 +40,10 @@ __all__ = [
     "MKLSTM",
     "MKLSTMCell",
     "MKEmbedding",
+    "MKReversibleEmbedding",
     "MKLayer",
     "MKSeparableConv1D",
     "MKSeparableConv2D",
     "MKSimpleRNN",
     "MKSimpleRNNCell",
 ]
-if "MKReversibleEmbedding" in globals():
-    __all__.append("MKReversibleEmbedding")

@@ -309,13 +309,11 @@ def reversible_doc(base, constructor):
     )
 
 
-if hasattr(keras.layers, "ReversibleEmbedding"):  # Keras >= 3.13
-
-    @keras.saving.register_keras_serializable(package="keras_mk")
-    class MKReversibleEmbedding(
-        MKReversibleTable, keras.layers.ReversibleEmbedding
-    ):
-        __doc__ = reversible_doc(
-            "keras.layers.ReversibleEmbedding",
-            "keras_mk.layers.MKReversibleEmbedding",
-        )
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKReversibleEmbedding(
+    MKReversibleTable, keras.layers.ReversibleEmbedding
+):
+    __doc__ = reversible_doc(
+        "keras.layers.ReversibleEmbedding",
+        "keras_mk.layers.MKReversibleEmbedding",
+    )

@@ -28,6 +28,12 @@ _DOC = """A `{base}` layer with Majority Kernels.
     """
 
 
+def _doc(base, example_shape):
+    return _DOC.format(
+        base=base, mk_args=arguments_doc(), example_shape=example_shape
+    )
+
+
 class _MKDepthwise(MKLayer):
     mk_weights = (("kernel", "depthwise_initializer", "depthwise_regularizer"),)
 
@@ -38,17 +44,9 @@ class _MKDepthwise(MKLayer):
 
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKDepthwiseConv1D(_MKDepthwise, keras.layers.DepthwiseConv1D):
-    __doc__ = _DOC.format(
-        base="DepthwiseConv1D",
-        mk_args=arguments_doc(),
-        example_shape="(2, 16, 4)",
-    )
+    __doc__ = _doc("DepthwiseConv1D", "(2, 16, 4)")
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKDepthwiseConv2D(_MKDepthwise, keras.layers.DepthwiseConv2D):
-    __doc__ = _DOC.format(
-        base="DepthwiseConv2D",
-        mk_args=arguments_doc(),
-        example_shape="(2, 16, 16, 4)",
-    )
+    __doc__ = _doc("DepthwiseConv2D", "(2, 16, 16, 4)")

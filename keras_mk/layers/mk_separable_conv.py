@@ -32,6 +32,12 @@ _DOC = """A `{base}` layer with Majority Kernels.
     """
 
 
+def _doc(base, example_shape):
+    return _DOC.format(
+        base=base, mk_args=arguments_doc(), example_shape=example_shape
+    )
+
+
 class _MKSeparable(MKLayer):
     mk_weights = (
         (
@@ -55,17 +61,9 @@ class _MKSeparable(MKLayer):
 
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKSeparableConv1D(_MKSeparable, keras.layers.SeparableConv1D):
-    __doc__ = _DOC.format(
-        base="SeparableConv1D",
-        mk_args=arguments_doc(),
-        example_shape="(2, 16, 4)",
-    )
+    __doc__ = _doc("SeparableConv1D", "(2, 16, 4)")
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKSeparableConv2D(_MKSeparable, keras.layers.SeparableConv2D):
-    __doc__ = _DOC.format(
-        base="SeparableConv2D",
-        mk_args=arguments_doc(),
-        example_shape="(2, 16, 16, 4)",
-    )
+    __doc__ = _doc("SeparableConv2D", "(2, 16, 16, 4)")

@@ -1,39 +1,24 @@
 import keras
 
-from keras_mk.layers.config import arguments_doc
+from keras_mk.layers.docstrings import layer_doc
 from keras_mk.layers.mk_layer import MKLayer
 
-_CONV_DOC = """A `{base}` layer with Majority Kernels.
-
-    Stores `expansion` copies of the convolution kernel and mixes them with
-    per-element probabilities in training, their mean in inference. Accepts
-    every argument of `keras.layers.{base}`.
-
-    Args:
-        filters: int, the number of output filters.
-        kernel_size: int or tuple, the size of the convolution window.
-{mk_args}
-        **kwargs: any other argument of `keras.layers.{base}`.
-
-    Input shape:
-        As for `keras.layers.{base}`: a {rank}D+2 tensor.
-
-    Output shape:
-        As for `keras.layers.{base}`.
-
-    Example:
-
-    >>> layer = keras_mk.layers.MK{base}(8, 3, expansion=3, seed=0)
-    >>> y = layer(np.ones({example_shape}), training=True)
-    """
+_ARGS = (
+    ("filters", "int, the number of output filters."),
+    ("kernel_size", "int or tuple, the size of the convolution window."),
+)
 
 
 def _doc(base, rank, example_shape):
-    return _CONV_DOC.format(
-        base=base,
-        rank=rank,
-        mk_args=arguments_doc(),
-        example_shape=example_shape,
+    return layer_doc(
+        base,
+        "Stores `expansion` copies of the convolution kernel and mixes them"
+        " with per-element probabilities in training, their mean in "
+        "inference.",
+        _ARGS,
+        "8, 3",
+        example_shape,
+        input_note=f": a {rank}D+2 tensor",
     )
 
 

@@ -1,36 +1,19 @@
 import keras
 
-from keras_mk.layers.config import arguments_doc
+from keras_mk.layers.docstrings import layer_doc
 from keras_mk.layers.mk_layer import MKLayer
-
-_DOC = """A `{base}` layer with Majority Kernels.
-
-    Stores `expansion` copies of the depthwise kernel and mixes them with
-    per-element probabilities in training, their mean in inference. The
-    copies are initialised from `depthwise_initializer`. Accepts every
-    argument of `keras.layers.{base}`.
-
-    Args:
-        kernel_size: int or tuple, the size of the depthwise window.
-{mk_args}
-        **kwargs: any other argument of `keras.layers.{base}`.
-
-    Input shape:
-        As for `keras.layers.{base}`.
-
-    Output shape:
-        As for `keras.layers.{base}`.
-
-    Example:
-
-    >>> layer = keras_mk.layers.MK{base}(3, expansion=3, seed=0)
-    >>> y = layer(np.ones({example_shape}), training=True)
-    """
 
 
 def _doc(base, example_shape):
-    return _DOC.format(
-        base=base, mk_args=arguments_doc(), example_shape=example_shape
+    return layer_doc(
+        base,
+        "Stores `expansion` copies of the depthwise kernel and mixes them "
+        "with per-element probabilities in training, their mean in "
+        "inference. The copies are initialised from "
+        "`depthwise_initializer`.",
+        (("kernel_size", "int or tuple, the size of the depthwise window."),),
+        "3",
+        example_shape,
     )
 
 

@@ -1,40 +1,24 @@
 import keras
 
-from keras_mk.layers.config import arguments_doc
+from keras_mk.layers.docstrings import layer_doc
 from keras_mk.layers.mk_layer import MKLayer
-
-_DOC = """A `{base}` layer with Majority Kernels.
-
-    Stores `expansion` copies of the depthwise kernel and of the pointwise
-    kernel. In training every call draws one `p` per weight (each with its
-    own shape) and convolves with the mixes; in inference it uses the mean
-    of each weight's copies. Accepts every argument of
-    `keras.layers.{base}`.
-
-    Args:
-        filters: int, the number of output filters.
-        kernel_size: int or tuple, the size of the depthwise window.
-{mk_args}
-        **kwargs: any other argument of `keras.layers.{base}`.
-
-    Input shape:
-        As for `keras.layers.{base}`.
-
-    Output shape:
-        As for `keras.layers.{base}`.
-
-    Example:
-
-    >>> layer = keras_mk.layers.MK{base}(8, 3, expansion=3, seed=0)
-    >>> y = layer(np.ones({example_shape}), training=True)
-    >>> sorted(layer.weight_copies)
-    ['bias', 'depthwise_kernel', 'pointwise_kernel']
-    """
 
 
 def _doc(base, example_shape):
-    return _DOC.format(
-        base=base, mk_args=arguments_doc(), example_shape=example_shape
+    return layer_doc(
+        base,
+        "Stores `expansion` copies of the depthwise kernel and of the "
+        "pointwise kernel. In training every call draws one `p` per weight "
+        "(each with its own shape) and convolves with the mixes; in "
+        "inference it uses the mean of each weight's copies.",
+        (
+            ("filters", "int, the number of output filters."),
+            ("kernel_size", "int or tuple, the size of the depthwise window."),
+        ),
+        "8, 3",
+        example_shape,
+        example_more="\n    >>> sorted(layer.weight_copies)"
+        "\n    ['bias', 'depthwise_kernel', 'pointwise_kernel']",
     )
 
 

@@ -7,6 +7,7 @@ rebuild a table in `docs/`.
 
 import json
 import os
+import platform
 
 BACKENDS = ("tensorflow", "jax", "torch")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -43,3 +44,22 @@ def read_results(name):
             with open(path) as f:
                 results[backend] = json.load(f)
     return results
+
+
+def machine():
+    """The machine a benchmark ran on: CPU model, platform, cores, Python."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }

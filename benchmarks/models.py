@@ -27,6 +27,10 @@ SIZES = {
         },
         # The paper's Table 1 model; a small input keeps a CPU step short.
         "resnet50": {"image": 64, "batch": 16},
+        # What people deploy (the collapsed model to LiteRT): many small
+        # kernels (depthwise, 1x1, squeeze-excite).
+        "efficientnetb0": {"image": 64, "batch": 16},
+        "mobilenetv3small": {"image": 64, "batch": 16},
     },
     "quick": {
         "mlp": {"widths": (32, 16, 8), "inputs": 64, "batch": 16},
@@ -41,6 +45,8 @@ SIZES = {
             "batch": 4,
         },
         "resnet50": {"image": 32, "batch": 2},
+        "efficientnetb0": {"image": 32, "batch": 2},
+        "mobilenetv3small": {"image": 32, "batch": 2},
     },
 }
 
@@ -96,17 +102,33 @@ def transformer(layers_count, hidden, heads, intermediate, vocabulary, length):
     return keras.Model(inputs, logits)
 
 
-def resnet50(image, batch):
-    """`keras.applications.ResNet50`, untrained, 10 classes."""
-    del batch
-    return keras.applications.ResNet50(
-        weights=None, input_shape=(image, image, 3), classes=10
+# The `keras.applications` rows: untrained, 10 classes, logits.
+APPLICATIONS = {
+    "resnet50": "ResNet50",
+    "efficientnetb0": "EfficientNetB0",
+    "mobilenetv3small": "MobileNetV3Small",
+}
+
+
+def application(name, image):
+    """`keras.applications.<APPLICATIONS[name]>`, untrained, 10 classes."""
+    constructor = getattr(keras.applications, APPLICATIONS[name])
+    return constructor(
+        weights=None,
+        input_shape=(image, image, 3),
+        classes=10,
+        classifier_activation=None,
     )
 
 
-def optimizer(name):
-    """The paper's optimizers: SGD with momentum for ResNet, Adam else."""
-    if name == "resnet50":
+def optimizer(name, kind=None):
+    """The optimizer of a row.
+
+    The paper's: SGD with momentum for ResNet, Adam else; `kind` ("adam"
+    or "sgd") overrides it.
+    """
+    kind = kind or ("sgd" if name == "resnet50" else "adam")
+    if kind == "sgd":
         return keras.optimizers.SGD(0.1, momentum=0.9)
     return keras.optimizers.Adam(1e-3)
 
@@ -120,8 +142,11 @@ def build(name, size):
         model = mlp(**cfg)
         x = rng.standard_normal((batch, cfg["inputs"]), dtype="float32")
         y = rng.integers(0, 10, (batch,))
-    elif name in ("cnn", "resnet50"):
-        model = cnn(**cfg) if name == "cnn" else resnet50(**cfg)
+    elif name == "cnn" or name in APPLICATIONS:
+        if name == "cnn":
+            model = cnn(**cfg)
+        else:
+            model = application(name, cfg["image"])
         shape = (batch, cfg["image"], cfg["image"], 3)
         x = rng.standard_normal(shape, dtype="float32")
         y = rng.integers(0, 10, (batch,))

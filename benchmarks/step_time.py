@@ -31,21 +31,36 @@ import argparse
 import importlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from benchmarks import common
 from benchmarks.common import BACKENDS
 from benchmarks.common import RESULTS
 
-MODELS = ("mlp", "cnn", "transformer", "resnet50")
-# ResNet50 is left out of `--quick` (its compilation alone takes minutes).
+MODELS = (
+    "mlp",
+    "cnn",
+    "transformer",
+    "resnet50",
+    "efficientnetb0",
+    "mobilenetv3small",
+)
+# The `keras.applications` rows are left out of `--quick` (compiling them
+# alone takes minutes).
 QUICK_MODELS = ("mlp", "cnn", "transformer")
 # The targets for the training-step ratio MK / plain at e = 3.
-TARGETS = {"mlp": 2.0, "cnn": 1.10, "transformer": 1.10, "resnet50": 1.15}
+TARGETS = {
+    "mlp": 2.0,
+    "cnn": 1.10,
+    "transformer": 1.10,
+    "resnet50": 1.15,
+    "efficientnetb0": 1.15,
+    "mobilenetv3small": 1.15,
+}
 TARGET_EXPANSION = 3
 UNIFORM_LABEL = f"mk_e{TARGET_EXPANSION}_uniform"
 # `probability_sharing` modes measured beside the exact (per-element) MK.
@@ -339,26 +354,6 @@ def run_memory_worker(args):
 # -- Driver ----------------------------------------------------------------
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _machine():
-    return {
-        "cpu": _cpu_model(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-    }
-
-
 def _worker_command(args, backend, output, models=None, memory_variant=None):
     command = [
         sys.executable,
@@ -560,6 +555,8 @@ MODEL_NAMES = {
     "cnn": "CNN",
     "transformer": "T5",
     "resnet50": "ResNet50",
+    "efficientnetb0": "EfficientNetB0",
+    "mobilenetv3small": "MobileNetV3Small",
 }
 
 
@@ -641,7 +638,7 @@ def format_docs(reports):
 
 def run_driver(args):
     report = {
-        "machine": _machine(),
+        "machine": common.machine(),
         "quick": args.quick,
         "repeats": args.repeats,
         "steps": args.steps,

@@ -9,8 +9,13 @@ python -m examples.main --backend tensorflow --output outputs/demo_tensorflow
 python -m examples.main --backend jax --output outputs/demo_jax
 python -m examples.main --backend torch --output outputs/demo_torch
 python -m examples.evidence_map --report      # docs/evidence/map.md
-python docs/build_results.py --source outputs/demo_tensorflow \
-    outputs/demo_jax outputs/demo_torch       # docs/results.md, docs/img/
+python docs/build_results.py --source outputs/demo_jax \
+    outputs/demo_tensorflow outputs/demo_torch   # docs/results.md, docs/img/
+
+The runs behind today's page are kept in `docs/evidence/demo_<backend>/`
+(their results files and plots, not the models): `--source
+docs/evidence/demo_jax docs/evidence/demo_tensorflow
+docs/evidence/demo_torch` rebuilds it.
 """
 
 import argparse

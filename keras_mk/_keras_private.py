@@ -9,6 +9,7 @@ an upgrade breaks it.
 """
 
 import contextlib
+import importlib
 import inspect
 import json
 import os
@@ -76,6 +77,34 @@ def layer_test_case():
     from keras.src import testing
 
     return testing.TestCase
+
+
+def keras_layer_test_module(name):
+    """Keras's own tests of a layer kind, e.g. `"rnn.lstm_test"`.
+
+    Keras's wheel ships `keras/src/layers/.../*_test.py`; the suite runs
+    them against the MK classes (see `layers_replaced`).
+    """
+    return importlib.import_module(f"keras.src.layers.{name}")
+
+
+@contextlib.contextmanager
+def layers_replaced(replacements):
+    """`keras.src.layers.<name>` (what Keras's tests call) replaced.
+
+    Args:
+        replacements: `{name: class}`, restored when the context closes.
+    """
+    from keras.src import layers
+
+    saved = {name: getattr(layers, name) for name in replacements}
+    for name, cls in replacements.items():
+        setattr(layers, name, cls)
+    try:
+        yield
+    finally:
+        for name, cls in saved.items():
+            setattr(layers, name, cls)
 
 
 def in_symbolic_scope():

@@ -314,3 +314,19 @@ def test_set_keras_mask_attaches_the_mask_a_layer_call_sets():
     mask = keras.ops.convert_to_tensor(np.array([[True, False, True]] * 2))
     _keras_private.set_keras_mask(x, mask)
     np.testing.assert_array_equal(numpy(get_keras_mask(x)), numpy(mask))
+
+
+def test_keras_layer_test_module_and_layers_replaced_reach_keras_tests():
+    module = _keras_private.keras_layer_test_module("rnn.lstm_test")
+    assert issubclass(module.LSTMTest, _keras_private.layer_test_case())
+    # What Keras's tests call is `keras.src.layers.LSTM`, as they see it.
+    assert module.layers.LSTM is keras.layers.LSTM
+
+    class Stand(keras.layers.LSTM):
+        pass
+
+    with pytest.raises(RuntimeError):
+        with _keras_private.layers_replaced({"LSTM": Stand}):
+            assert module.layers.LSTM is Stand
+            raise RuntimeError
+    assert module.layers.LSTM is keras.layers.LSTM

@@ -42,6 +42,17 @@ class MKEmbeddingTable(MKLayer):
 
     mk_weights = ((TABLE, "embeddings_initializer", "embeddings_regularizer"),)
 
+    def __init__(self, *args, weights=None, **kwargs):
+        # Keras's `weights=` builds the table inside `Embedding.__init__`,
+        # before the MK arguments are set: set it here, on every copy.
+        super().__init__(*args, **kwargs)
+        if weights is not None:
+            if isinstance(weights, list) and len(weights) == 1:
+                weights = weights[0]
+            self.build()
+            for copy in self.weight_copies[TABLE]:
+                copy.assign(weights)
+
     def build(self, input_shape=None):
         # A table's shape does not depend on the input: Keras builds
         # `Embedding` with no shape.

@@ -27,6 +27,21 @@ from keras_mk.layers.weight_copies import MixedWeight
 from keras_mk.layers.weight_copies import WeightCopies
 
 
+def refuse_quantized_policy(layer):
+    """Raises if `layer` has a quantized dtype policy (e.g. `"int8"`).
+
+    Keras would build quantized weights that an MK layer never trains.
+    """
+    if getattr(layer.dtype_policy, "quantization_mode", None):
+        raise ValueError(
+            f"Layer '{layer.name}' ({type(layer).__name__}) cannot take a "
+            "quantized dtype policy: an MK layer trains `expansion` float "
+            "copies. Collapse the model first, then quantize the plain "
+            "model: `keras_mk.collapse(model).quantize(mode)`. "
+            f"Received: dtype={layer.dtype_policy.name!r}"
+        )
+
+
 class MKLayer(WeightCopies):
     """Mixin turning a Keras layer into a Majority Kernels layer.
 
@@ -59,6 +74,7 @@ class MKLayer(WeightCopies):
                 f"Received: lora_rank={kwargs['lora_rank']!r}"
             )
         super().__init__(*args, **kwargs)
+        refuse_quantized_policy(self)
         self._mk_configure(config)
 
     def _mk_configure(self, config):

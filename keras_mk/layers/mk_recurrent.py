@@ -8,13 +8,13 @@ drawn before the loop, so a JAX scan only closes over the mixed tensors.
 """
 
 import keras
-from keras import backend
 from keras import ops
 
 from keras_mk import _keras_private
 from keras_mk.layers.config import MKConfig
 from keras_mk.layers.config import arguments_doc
 from keras_mk.layers.mk_layer import MKLayer
+from keras_mk.layers.mk_layer import refuse_quantized_policy
 
 _CELL_DOC = """A `{base}` with Majority Kernels.
 
@@ -52,8 +52,8 @@ _LAYER_DOC = """A `{base}` layer with Majority Kernels.
     weight, shared by every time step of the sequence; in inference it uses
     the mean of the copies, so the deployed layer is an ordinary `{base}`
     (see `keras_mk.collapse`). Accepts every argument of
-    `keras.layers.{base}`; `seed` seeds the draws (the dropout masks keep
-    the cell's own generator).
+    `keras.layers.{base}`; `seed` seeds the draws of `p` and, as in Keras,
+    the dropout masks (each from its own generator).
 
     Args:
         units: Positive integer, dimensionality of the output space.
@@ -85,9 +85,14 @@ class _MKCell(MKLayer):
 
     def _mk_configure(self, config):
         # The Keras cell's `seed_generator` draws its dropout masks; the MK
-        # layer's draws `p` (None when deterministic). Keep both.
+        # layer's draws `p` (None when deterministic). Keep both. An int
+        # `seed` seeds the masks too, as it does for the Keras cell.
         if "dropout_seed_generator" not in self.__dict__:
-            self.dropout_seed_generator = self.seed_generator
+            keras_generator = self.seed_generator
+            if isinstance(config.seed, int):
+                _keras_private.untrack(self, [keras_generator])
+                keras_generator = keras.random.SeedGenerator(config.seed)
+            self.dropout_seed_generator = keras_generator
         super()._mk_configure(config)
 
     def _create_dropout_mask(self, step_input, dropout_rate):
@@ -96,7 +101,7 @@ class _MKCell(MKLayer):
         ones = ops.ones_like(step_input)
         count = getattr(self, "dropout_mask_count", None)
         masks = [
-            backend.random.dropout(
+            keras.random.dropout(
                 ones, rate=dropout_rate, seed=self.dropout_seed_generator
             )
             for _ in range(count or 1)
@@ -148,6 +153,7 @@ class MKRecurrent:
     def __init__(self, *args, **kwargs):
         config = MKConfig.pop_from(kwargs)
         super().__init__(*args, **kwargs)
+        refuse_quantized_policy(self)
         # The Keras layer created its plain cell: replace it, unbuilt.
         plain = self.cell
         cell_config = {**plain.get_config(), **config.to_dict()}

@@ -148,6 +148,31 @@ def test_lora_and_quantization_are_refused_with_a_way_out():
 
 
 @pytest.mark.parametrize("cls,kwargs", ALL_LAYERS, ids=IDS)
+def test_a_quantized_dtype_policy_is_refused_naming_it(cls, kwargs):
+    # Found by Keras's own Embedding tests: the layer was built with int8
+    # weights it never trained, and loading their scales dropped them.
+    for dtype in ("int8_from_float32", "int4_from_mixed_bfloat16"):
+        with pytest.raises(ValueError, match=f"Received: dtype='{dtype}'"):
+            cls(**kwargs, dtype=dtype)
+    cls(**kwargs, dtype="mixed_bfloat16")  # float policies are welcome
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda dtype: layers.MKEmbedding(4, 3, dtype=dtype),
+        lambda dtype: layers.MKReversibleEmbedding(4, 3, dtype=dtype),
+        lambda dtype: layers.MKLSTM(4, dtype=dtype),
+        lambda dtype: layers.MKGRUCell(4, dtype=dtype),
+    ],
+    ids=["embedding", "reversible_embedding", "lstm", "gru_cell"],
+)
+def test_tables_and_recurrent_layers_refuse_a_quantized_dtype_policy(make):
+    with pytest.raises(ValueError, match="Received: dtype='int8_from_float32'"):
+        make("int8_from_float32")
+
+
+@pytest.mark.parametrize("cls,kwargs", ALL_LAYERS, ids=IDS)
 def test_each_layer_is_registered_under_the_package_name(cls, kwargs):
     name = f"keras_mk>{cls.__name__}"
     assert keras.saving.get_registered_object(name) is cls

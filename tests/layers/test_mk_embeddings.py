@@ -277,3 +277,24 @@ def test_reversible_fit_decreases_the_loss():
     history = model.fit(x, x, epochs=4, batch_size=8, verbose=0)
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("expansion", [1, 3])
+@pytest.mark.parametrize(
+    "cls", [layers.MKEmbedding, layers.MKReversibleEmbedding]
+)
+def test_weights_argument_sets_every_copy_as_keras_sets_the_table(
+    cls, expansion
+):
+    # Keras's `Embedding(weights=...)` (found by Keras's own tests: the MK
+    # table was built before its MK arguments were set, and crashed).
+    table = np.arange(12, dtype="float32").reshape(3, 4)
+    for weights in (table, [table]):
+        layer = cls(3, 4, weights=weights, expansion=expansion)
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(layer.embeddings), table
+        )
+        for copy in layer.weight_copies["embeddings"]:
+            np.testing.assert_array_equal(ops.convert_to_numpy(copy), table)
+        out = layer(np.array([[2, 0]]), training=True)
+        np.testing.assert_allclose(ops.convert_to_numpy(out)[0], table[[2, 0]])

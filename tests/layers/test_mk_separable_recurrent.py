@@ -128,6 +128,22 @@ def test_expansion_one_equals_the_keras_layer(cls):
     np.testing.assert_array_equal(numpy(mk(x, training=True)), expected)
 
 
+@pytest.mark.parametrize("cls", RECURRENT, ids=lambda c: c.__name__)
+def test_dropout_masks_are_the_keras_layers_at_expansion_one(cls):
+    # Keras's dropout and recurrent dropout (found by Keras's own tests,
+    # tests/layers/test_keras_own_layer_tests.py: the MK cell crashed).
+    x = sequences()
+    dropout = {"dropout": 0.5, "recurrent_dropout": 0.5, "seed": 3}
+    mk = make(cls, expansion=1, **dropout)
+    plain = make(PLAIN[cls], **dropout)
+    mk.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(mk.get_weights())
+    expected = numpy(plain(x, training=True))
+    np.testing.assert_allclose(numpy(mk(x, training=True)), expected, atol=1e-6)
+    assert not np.allclose(expected, numpy(plain(x, training=False)))
+
+
 @pytest.mark.parametrize(
     "cls", RECURRENT + [layers.MKSeparableConv1D], ids=lambda c: c.__name__
 )

@@ -115,3 +115,30 @@ def test_probability_sharing_benchmark_quick_mode(tmp_path):
         for row in task.values():  # the mean over the seeds it lists
             assert row["values"]
             assert row["mean"] == pytest.approx(np.mean(row["values"]))
+
+
+def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
+    from benchmarks import first_step
+
+    def runs(*seconds):
+        return [{"seconds": s} for s in seconds]
+
+    results = {
+        "jax": {
+            "models": {
+                "resnet50": {"plain": runs(20.0, 18.0), "mk": runs(30.0)},
+                "transformer": {"plain": runs(10.0), "mk": runs(14.0)},
+                "efficientnetb0": {"plain": runs(10.0), "mk": [None]},
+            }
+        }
+    }
+    rows = {
+        line.split(" | ")[0][2:]: line
+        for line in first_step.format_table(results)[2:]
+    }
+    # The fastest runs: 18 -> 30 s is 1.67x and 12 s more: missed.
+    assert "18.0 -> 30.0 (1.67x, +12.0 s)" in rows["resnet50"]
+    assert "**" not in rows["resnet50"]
+    assert "**10.0 -> 14.0 (1.40x, +4.0 s)**" in rows["transformer"]
+    assert "failed" in rows["efficientnetb0"]
+    assert "not run" in rows["mobilenetv3small"]

@@ -1,0 +1,198 @@
+"""Time to first step: what a user waits for after converting a model.
+
+Each measurement is a fresh process. The clock starts once Keras and
+keras_mk are imported, and stops at the end of the first training step:
+building the plain model, converting it (`keras_mk.clone_model`, e = 3) for
+the MK variant, compiling (`jit_compile="auto"`), tracing and running one
+`model.fit` step. The plain and MK processes alternate (plain, MK, plain,
+MK, ...), so a slow phase of the machine hits both; the table shows each
+variant's fastest run and the ratio MK / plain of the fastest runs
+(compilation dominates, and the fastest run is the least disturbed).
+
+Usage:
+
+    python -m benchmarks.first_step                 # all backends, models
+    python -m benchmarks.first_step --backends jax --models efficientnetb0
+    python -m benchmarks.first_step --report        # the table, from files
+
+Writes `benchmarks/results/first_step_<backend>.json`; `--report` prints
+the table of `docs/performance.md` from them. Not part of `--quick` runs:
+each process compiles a whole model (up to minutes on a CPU).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from benchmarks import common
+from benchmarks.common import BACKENDS
+
+MODELS = ("efficientnetb0", "mobilenetv3small", "resnet50", "transformer")
+VARIANTS = ("plain", "mk")
+EXPANSION = 3
+# The target: MK's first step at most 1.3x plain's, or at most 5 s more.
+TARGET_RATIO, TARGET_SECONDS = 1.3, 5.0
+NAME = "first_step"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--runs", type=int, default=1, help="fresh processes per variant"
+    )
+    parser.add_argument(
+        "--optimizer",
+        default="sgd",
+        choices=("sgd", "adam"),
+        help="SGD with momentum (default) or Adam",
+    )
+    parser.add_argument("--report", action="store_true")
+    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-output", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.backends = [b for b in args.backends.split(",") if b]
+    args.models = [m for m in args.models.split(",") if m]
+    for backend in args.backends:
+        if backend not in BACKENDS:
+            parser.error(f"unknown backend {backend!r}; choose from {BACKENDS}")
+    for model in args.models:
+        if model not in MODELS:
+            parser.error(f"unknown model {model!r}; choose from {MODELS}")
+    if args.runs < 1:
+        parser.error(f"--runs must be >= 1. Received: --runs={args.runs}")
+    return args
+
+
+def run_worker(model_name, variant, optimizer, output):
+    """One measurement, in this fresh process."""
+    import keras
+
+    import keras_mk
+    from benchmarks import models
+
+    start = time.perf_counter()
+    keras.utils.set_random_seed(0)
+    model, x, y, batch = models.build(model_name, "full")
+    if variant == "mk":
+        model = keras_mk.clone_model(model, expansion=EXPANSION, seed=0)
+    built = time.perf_counter()
+    model.compile(
+        optimizer=models.optimizer(model_name, optimizer),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    end = time.perf_counter()
+    common.write_json(
+        {"seconds": end - start, "build_seconds": built - start}, output
+    )
+
+
+def _measure(backend, model_name, variant, optimizer):
+    with tempfile.TemporaryDirectory() as tmp:
+        output = os.path.join(tmp, "result.json")
+        command = [
+            sys.executable,
+            "-m",
+            "benchmarks.first_step",
+            "--worker",
+            model_name,
+            variant,
+            optimizer,
+            "--worker-output",
+            output,
+        ]
+        env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(done.stderr[-2000:], file=sys.stderr)
+            return None
+        with open(output) as f:
+            return json.load(f)
+
+
+def run_driver(args):
+    from tqdm.auto import tqdm
+
+    jobs = [
+        (backend, model_name, variant)
+        for backend in args.backends
+        for model_name in args.models
+        for _ in range(args.runs)
+        for variant in VARIANTS
+    ]
+    found = {}
+    for backend, model_name, variant in tqdm(jobs, desc="first steps"):
+        result = _measure(backend, model_name, variant, args.optimizer)
+        key = (backend, model_name, variant)
+        found.setdefault(key, []).append(result)
+    for backend in args.backends:
+        path = common.result_path(NAME, backend)
+        data = {"models": {}}
+        if os.path.exists(path):
+            with open(path) as f:
+                data = json.load(f)
+        data["machine"] = common.machine()
+        data["optimizer"] = args.optimizer
+        for model_name in args.models:
+            data["models"][model_name] = {
+                variant: found[(backend, model_name, variant)]
+                for variant in VARIANTS
+            }
+        common.write_json(data, path)
+    print("\n".join(format_table(common.read_results(NAME))))
+
+
+def _fastest(runs):
+    seconds = [r["seconds"] for r in runs if r is not None]
+    return min(seconds) if seconds else None
+
+
+def format_table(results):
+    """The docs' table: one row per model, one column group per backend."""
+    backends = [b for b in BACKENDS if b in results]
+    lines = [
+        "| model | "
+        + " | ".join(f"{b}: plain -> MK (s)" for b in backends)
+        + " |",
+        "| --- |" + " --- |" * len(backends),
+    ]
+    for model_name in MODELS:
+        cells = []
+        for backend in backends:
+            runs = results[backend]["models"].get(model_name)
+            plain = mk = None
+            if runs:
+                plain, mk = _fastest(runs["plain"]), _fastest(runs["mk"])
+            if plain is None or mk is None:
+                cells.append("not run" if not runs else "failed")
+                continue
+            ratio = mk / plain
+            met = ratio <= TARGET_RATIO or mk - plain <= TARGET_SECONDS
+            text = (
+                f"{plain:.1f} -> {mk:.1f} ({ratio:.2f}x, {mk - plain:+.1f} s)"
+            )
+            cells.append(f"**{text}**" if met else text)
+        lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        model_name, variant, optimizer = args.worker
+        run_worker(model_name, variant, optimizer, args.worker_output)
+    elif args.report:
+        print("\n".join(format_table(common.read_results(NAME))))
+    else:
+        run_driver(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -63,3 +63,12 @@ def machine():
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
+
+
+def choices(parser, what, text, allowed):
+    """The comma-separated `text` as a list; `parser.error` on a stranger."""
+    found = [item for item in text.split(",") if item]
+    for item in found:
+        if item not in allowed:
+            parser.error(f"unknown {what} {item!r}; choose from {allowed}")
+    return found

@@ -56,14 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    args.backends = [b for b in args.backends.split(",") if b]
-    args.models = [m for m in args.models.split(",") if m]
-    for backend in args.backends:
-        if backend not in BACKENDS:
-            parser.error(f"unknown backend {backend!r}; choose from {BACKENDS}")
-    for model in args.models:
-        if model not in MODELS:
-            parser.error(f"unknown model {model!r}; choose from {MODELS}")
+    args.backends = common.choices(parser, "backend", args.backends, BACKENDS)
+    args.models = common.choices(parser, "model", args.models, MODELS)
     if args.runs < 1:
         parser.error(f"--runs must be >= 1. Received: --runs={args.runs}")
     return args

@@ -124,17 +124,11 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.models is None:
         args.models = ",".join(QUICK_MODELS if args.quick else MODELS)
-    args.backends = [b for b in args.backends.split(",") if b]
-    args.models = [m for m in args.models.split(",") if m]
+    args.backends = common.choices(parser, "backend", args.backends, BACKENDS)
+    args.models = common.choices(parser, "model", args.models, MODELS)
     if args.expansions is None:
         args.expansions = "3" if args.quick else "2,3,4"
     args.expansions = [int(e) for e in args.expansions.split(",") if e]
-    for backend in args.backends:
-        if backend not in BACKENDS:
-            parser.error(f"unknown backend {backend!r}; choose from {BACKENDS}")
-    for model in args.models:
-        if model not in MODELS:
-            parser.error(f"unknown model {model!r}; choose from {MODELS}")
     args.memory = args.memory or args.memory_only
     if args.runs < 1:
         parser.error(f"--runs must be >= 1. Received: --runs={args.runs}")

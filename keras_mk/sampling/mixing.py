@@ -15,7 +15,8 @@ exact but slower).
 
 The uniforms come from the fastest exact source per backend (measured in
 `docs/performance.md`): the counter hash on JAX (`counter_hash`), the hash
-inside XLA clusters on TensorFlow (`tensorflow_backend`), PyTorch's own
+inside XLA clusters on TensorFlow (`tensorflow_backend`; TensorFlow's own
+generator for kernels too small to fuse), PyTorch's own
 generator or NumPy's PCG64 in parallel blocks on PyTorch (`torch_backend`).
 The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
 full-kernel passes than differentiating the telescoping formula.
@@ -45,13 +46,19 @@ def _uses_hash(shape, seed):
 def training_uses_hash(shape, expansion):
     """Whether a training call draws its uniforms from the counter hash.
 
-    True on JAX, and on TensorFlow where the draw runs inside the XLA
-    cluster of `sampled_mix_for` (see there); False on PyTorch.
+    True on JAX, and on TensorFlow for a kernel large enough for the draw
+    to run inside the XLA cluster of `sampled_mix_for` (at least
+    `tensorflow_backend.FUSE_MIN_ELEMENTS`); False on PyTorch.
     """
-    size = int(np.prod(shape)) * (expansion - 1)
+    elements = int(np.prod(shape))
+    backend = keras.backend.backend()
+    if backend == "tensorflow" and (
+        elements < tensorflow_backend.FUSE_MIN_ELEMENTS
+    ):
+        return False
     return (
-        keras.backend.backend() in ("jax", "tensorflow")
-        and size <= counter_hash.MAX_ELEMENTS
+        backend in ("jax", "tensorflow")
+        and elements * (expansion - 1) <= counter_hash.MAX_ELEMENTS
     )
 
 
@@ -123,7 +130,8 @@ def sampled_mix(copies, seed_generator, shape=None, hashed=None):
 def sampled_mix_for(shape, expansion):
     """The fastest `sampled_mix` drawing `p` of `shape` on this backend.
 
-    TensorFlow: fused XLA clusters (`tensorflow_backend.fused_mix`); JAX:
+    TensorFlow: fused XLA clusters (`tensorflow_backend.fused_mix`) for a
+    kernel of at least `tensorflow_backend.FUSE_MIN_ELEMENTS`; JAX:
     one `jax.jit` per shape for eager calls (`jax_backend.eager_jit_mix`);
     PyTorch: `sampled_mix` as is. One function per `(shape, expansion)`,
     shared by every layer (it holds no state): a model whose layers repeat

@@ -1,10 +1,11 @@
 """TensorFlow: the draw, the mix and its gradient as XLA clusters.
 
 Keras's train step runs without XLA on the CPU, so the draw, the spacings
-and the mix would each be a pass over the kernel. Here the counter hash,
-the spacings, the mix and its gradient are compiled by XLA (nested
-`tf.function(jit_compile=True)`) and fuse into one loop per part of the
-kernel; the rest of the model runs as before.
+and the mix would each be a pass over the kernel. Here, for a kernel of at
+least `FUSE_MIN_ELEMENTS`, the counter hash, the spacings, the mix and its
+gradient are compiled by XLA (nested `tf.function(jit_compile=True)`) and
+fuse into one loop per part of the kernel; the rest of the model runs as
+before. Smaller kernels draw from TensorFlow's own generator, unfused.
 """
 
 import numpy as np
@@ -14,6 +15,19 @@ from keras_mk.sampling import counter_hash
 from keras_mk.sampling import simplex
 from keras_mk.sampling.cores import available_cores
 
+# A kernel of fewer elements is not fused: its draw is TensorFlow's own
+# stateless generator (one multi-threaded op) and the mix a few plain ops.
+# Each fused kernel shape costs two XLA compilations and two traced
+# functions at the first step, and two cluster launches per step after;
+# for the many small kernels of a mobile network (MobileNetV3Small: 41 of
+# its 54 below 16k elements) that costs more than fusion saves. Measured
+# (`benchmarks/first_step.py`, TensorFlow, CPU, before and after
+# interleaved, `benchmarks/results/first_step_tensorflow_interleaved.txt`):
+# MK's first step on MobileNetV3Small 36.8 -> 20.4 s, EfficientNetB0
+# 49.1 -> 36.1 s, ResNet50 and T5 unchanged within noise. The A3 MLP's
+# 80k kernel and T5's 64k ones keep their fusion (with kernels below 2**17
+# unfused, A3's step grew from 30 to 39 ms).
+FUSE_MIN_ELEMENTS = 1 << 16
 # A kernel of at least this many elements is split into one XLA cluster per
 # core: TensorFlow runs independent clusters concurrently, while one
 # cluster runs on one thread (XLA:CPU does not parallelise element-wise

@@ -93,6 +93,26 @@ def test_large_kernel_p_is_dirichlet_one_and_replayed_by_sample_probabilities(
         one_thread.shutdown()
 
 
+@pytest.mark.parametrize("units", [255, 256])
+def test_p_on_both_sides_of_tensorflows_fusion_threshold_is_replayed(units):
+    # 256 x 255 kernels draw from TensorFlow's own generator, 256 x 256
+    # ones from the hash inside XLA clusters (FUSE_MIN_ELEMENTS = 2**16);
+    # elsewhere both are one path. Either way the draw is Dirichlet(1) and
+    # `sample_probabilities` replays it.
+    n, e = 256, 3
+    layer = layers.MKDense(units, expansion=e, use_bias=False, seed=2)
+    layer.build((None, n))
+    state = numpy(layer.seed_generator.state)
+    p = numpy(layer.sample_probabilities())
+    layer.seed_generator.state.assign(state)
+    p0 = observed_p0(layer, n)
+    np.testing.assert_allclose(p0, p[0], atol=1e-6)
+    mean, var = dirichlet_marginal(e, 1.0)
+    assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
+    assert abs(p0.var() / var - 1.0) < 0.03
+    np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
+
+
 @pytest.mark.parametrize("e", [2, 3, 6])
 def test_sample_probabilities_on_the_simplex(e):
     layer = layers.MKConv2D(4, 3, expansion=e, seed=0)

@@ -62,19 +62,31 @@ def test_p_is_dirichlet_one_through_the_layer(e):
     assert p.std(axis=0).mean() > 0.05  # and they are not all 1/e
 
 
-def test_large_kernel_p_is_dirichlet_one_and_replayed_by_sample_probabilities(
-    monkeypatch,
-):
-    # 512 x 512: drawn in parallel blocks on PyTorch (CPU) and cut into one
-    # XLA cluster per core on TensorFlow; the values must not depend on it.
-    n, e = 512, 3
-    layer = layers.MKDense(n, expansion=e, use_bias=False, seed=1)
+def replayed_dense(n, units, e, seed):
+    """An `n x units` MKDense whose next draw is replayed, then observed.
+
+    Returns:
+        `(layer, state, p, p0)`: the seed state before the draw, `p` from
+        `sample_probabilities` and `p0` read through a training call of the
+        same state (asserted equal to `p[0]`).
+    """
+    layer = layers.MKDense(units, expansion=e, use_bias=False, seed=seed)
     layer.build((None, n))
     state = numpy(layer.seed_generator.state)
     p = numpy(layer.sample_probabilities())
     layer.seed_generator.state.assign(state)
     p0 = observed_p0(layer, n)
     np.testing.assert_allclose(p0, p[0], atol=1e-6)
+    return layer, state, p, p0
+
+
+def test_large_kernel_p_is_dirichlet_one_and_replayed_by_sample_probabilities(
+    monkeypatch,
+):
+    # 512 x 512: drawn in parallel blocks on PyTorch (CPU) and cut into one
+    # XLA cluster per core on TensorFlow; the values must not depend on it.
+    n, e = 512, 3
+    layer, state, p, p0 = replayed_dense(n, n, e, seed=1)
     mean, var = dirichlet_marginal(e, 1.0)
     assert p0.min() >= 0.0
     assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
@@ -99,14 +111,8 @@ def test_p_on_both_sides_of_tensorflows_fusion_threshold_is_replayed(units):
     # ones from the hash inside XLA clusters (FUSE_MIN_ELEMENTS = 2**16);
     # elsewhere both are one path. Either way the draw is Dirichlet(1) and
     # `sample_probabilities` replays it.
-    n, e = 256, 3
-    layer = layers.MKDense(units, expansion=e, use_bias=False, seed=2)
-    layer.build((None, n))
-    state = numpy(layer.seed_generator.state)
-    p = numpy(layer.sample_probabilities())
-    layer.seed_generator.state.assign(state)
-    p0 = observed_p0(layer, n)
-    np.testing.assert_allclose(p0, p[0], atol=1e-6)
+    e = 3
+    _, _, p, p0 = replayed_dense(256, units, e, seed=2)
     mean, var = dirichlet_marginal(e, 1.0)
     assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
     assert abs(p0.var() / var - 1.0) < 0.03

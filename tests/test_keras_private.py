@@ -317,7 +317,10 @@ def test_set_keras_mask_attaches_the_mask_a_layer_call_sets():
 
 
 def test_keras_layer_test_module_and_layers_replaced_reach_keras_tests():
-    module = _keras_private.keras_layer_test_module("rnn.lstm_test")
+    try:
+        module = _keras_private.keras_layer_test_module("rnn.lstm_test")
+    except ModuleNotFoundError:
+        pytest.skip("this Keras wheel ships no layer tests (Keras 3.14)")
     assert issubclass(module.LSTMTest, _keras_private.layer_test_case())
     # What Keras's tests call is `keras.src.layers.LSTM`, as they see it.
     assert module.layers.LSTM is keras.layers.LSTM

@@ -124,5 +124,11 @@ def _with_mk_classes(base, replacements):
     return type(base.__name__, (base,), {"_mk_classes": mk_classes})
 
 
-for _name, _base, _replacements in _keras_test_classes():
+try:
+    _CLASSES = list(_keras_test_classes())
+except ModuleNotFoundError:  # Keras 3.14's wheel ships no layer tests
+    pytest.skip(
+        "this Keras wheel ships no layer tests", allow_module_level=True
+    )
+for _name, _base, _replacements in _CLASSES:
     globals()[_name] = _with_mk_classes(_base, _replacements)

@@ -185,3 +185,49 @@ def test_lstm_text_classifier_trains_collapses_and_exports(tmp_path):
         models.numpy(mk(sample)),
         atol=1e-4,
     )
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="one backend: TensorFlow")
+def test_tables_and_separable_convs_collapse_and_export_to_litert(tmp_path):
+    # The new kinds in one deployable model: an MK embedding table (selected
+    # with `embeddings=True`), a separable conv over its sequence and a
+    # tied reversible table as the output projection; LiteRT runs the
+    # collapsed model as the trained MK model computes.
+    pytest.importorskip("ai_edge_litert")
+    from ai_edge_litert.interpreter import Interpreter
+
+    inputs = keras.Input((6,), dtype="int32")
+    table = keras.layers.ReversibleEmbedding(20, 8, name="table")
+    x = keras.layers.Embedding(20, 8, name="lookup")(inputs)
+    x = keras.layers.SeparableConv1D(8, 3, padding="same", name="sep")(x)
+    x = keras.layers.Add()([x, table(inputs)])
+    logits = table(x, reverse=True)
+    model = keras.Model(inputs, logits)
+    mk = keras_mk.clone_model(model, embeddings=True, seed=0)
+    kinds = {type(layer).__name__ for layer in mk.layers}
+    assert {
+        "MKEmbedding",
+        "MKReversibleEmbedding",
+        "MKSeparableConv1D",
+    } <= kinds
+    mk.compile(
+        keras.optimizers.Adam(0.01),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x = tokens(16)
+    mk.fit(x, x, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "model.tflite")
+    plain = keras_mk.export_litert(mk, path)
+    assert plain.count_params() == model.count_params()
+    sample = x[:1].astype("int32")
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], sample.astype(inp["dtype"]))
+    interpreter.invoke()
+    np.testing.assert_allclose(
+        interpreter.get_tensor(out["index"]),
+        models.numpy(mk(sample)),
+        atol=1e-4,
+    )

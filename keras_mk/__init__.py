@@ -29,6 +29,10 @@ from keras_mk.layers import MKConv2D
 from keras_mk.layers import MKConv2DTranspose
 from keras_mk.layers import MKConv3D
 from keras_mk.layers import MKConv3DTranspose
+from keras_mk.layers import MKConvLSTM1D
+from keras_mk.layers import MKConvLSTM2D
+from keras_mk.layers import MKConvLSTM3D
+from keras_mk.layers import MKConvLSTMCell
 from keras_mk.layers import MKDense
 from keras_mk.layers import MKDepthwiseConv1D
 from keras_mk.layers import MKDepthwiseConv2D

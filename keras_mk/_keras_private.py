@@ -79,6 +79,13 @@ def layer_test_case():
     return testing.TestCase
 
 
+def conv_lstm_cell_class():
+    """Keras's `ConvLSTMCell` (the cell of `ConvLSTM1D/2D/3D`; not public)."""
+    from keras.src.layers.rnn import conv_lstm
+
+    return conv_lstm.ConvLSTMCell
+
+
 def keras_layer_test_module(name):
     """Keras's own tests of a layer kind, e.g. `"rnn.lstm_test"`.
 

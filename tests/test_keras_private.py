@@ -204,7 +204,9 @@ def test_layers_keep_their_weights_where_swap_class_looks(plain_class):
     name = plain_class.__name__
     rank = {"1D": 3, "2D": 4, "3D": 5}
     ndim = next((n for k, n in rank.items() if k in name), 3)
-    if name == "Dense" or name.endswith("Cell"):
+    if name == "ConvLSTMCell":  # one time step of a 2D ConvLSTM
+        kwargs, ndim = dict(rank=2, filters=2, kernel_size=1), 4
+    elif name == "Dense" or name.endswith("Cell"):
         kwargs, ndim = dict(units=2), 2
     elif name == "EinsumDense":
         kwargs = dict(
@@ -333,3 +335,9 @@ def test_keras_layer_test_module_and_layers_replaced_reach_keras_tests():
             assert module.layers.LSTM is Stand
             raise RuntimeError
     assert module.layers.LSTM is keras.layers.LSTM
+
+
+def test_conv_lstm_cell_class_is_the_cell_of_keras_conv_lstm_layers():
+    cell_class = _keras_private.conv_lstm_cell_class()
+    for layer in (keras.layers.ConvLSTM1D(2, 3), keras.layers.ConvLSTM2D(2, 3)):
+        assert type(layer.cell) is cell_class

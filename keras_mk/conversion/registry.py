@@ -34,6 +34,10 @@ MK_CLASSES = {
     keras.layers.SimpleRNNCell: mk_layers.MKSimpleRNNCell,
     keras.layers.LSTMCell: mk_layers.MKLSTMCell,
     keras.layers.GRUCell: mk_layers.MKGRUCell,
+    keras.layers.ConvLSTM1D: mk_layers.MKConvLSTM1D,
+    keras.layers.ConvLSTM2D: mk_layers.MKConvLSTM2D,
+    keras.layers.ConvLSTM3D: mk_layers.MKConvLSTM3D,
+    _keras_private.conv_lstm_cell_class(): mk_layers.MKConvLSTMCell,
 }
 # Embedding tables: converted when selected (`clone_model(embeddings=True)`).
 EMBEDDING_CLASSES = {keras.layers.Embedding}

@@ -16,6 +16,10 @@ from keras_mk.layers.mk_embedding import MKReversibleEmbedding
 from keras_mk.layers.mk_layer import MKLayer
 from keras_mk.layers.mk_recurrent import MKGRU
 from keras_mk.layers.mk_recurrent import MKLSTM
+from keras_mk.layers.mk_recurrent import MKConvLSTM1D
+from keras_mk.layers.mk_recurrent import MKConvLSTM2D
+from keras_mk.layers.mk_recurrent import MKConvLSTM3D
+from keras_mk.layers.mk_recurrent import MKConvLSTMCell
 from keras_mk.layers.mk_recurrent import MKGRUCell
 from keras_mk.layers.mk_recurrent import MKLSTMCell
 from keras_mk.layers.mk_recurrent import MKSimpleRNN
@@ -36,6 +40,10 @@ __all__ = [
     "MKDepthwiseConv2D",
     "MKEinsumDense",
     "MKGRU",
+    "MKConvLSTM1D",
+    "MKConvLSTM2D",
+    "MKConvLSTM3D",
+    "MKConvLSTMCell",
     "MKGRUCell",
     "MKLSTM",
     "MKLSTMCell",

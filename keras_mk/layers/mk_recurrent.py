@@ -13,6 +13,7 @@ from keras import ops
 from keras_mk import _keras_private
 from keras_mk.layers.config import MKConfig
 from keras_mk.layers.config import arguments_doc
+from keras_mk.layers.docstrings import layer_doc
 from keras_mk.layers.mk_layer import MKLayer
 from keras_mk.layers.mk_layer import refuse_quantized_policy
 
@@ -156,9 +157,13 @@ class MKRecurrent:
         refuse_quantized_policy(self)
         # The Keras layer created its plain cell: replace it, unbuilt.
         plain = self.cell
-        cell_config = {**plain.get_config(), **config.to_dict()}
+        cell_config = {**self._cell_config(plain), **config.to_dict()}
         _keras_private.untrack(self, [plain])
         self.cell = self.mk_cell_class.from_config(cell_config)
+
+    def _cell_config(self, plain):
+        """The config the MK cell is built from: the plain cell's."""
+        return plain.get_config()
 
     def call(
         self,
@@ -212,3 +217,85 @@ class MKGRU(MKRecurrent, keras.layers.GRU):
         base="GRU", cell="GRUCell", mk_args=arguments_doc()
     )
     mk_cell_class = MKGRUCell
+
+
+_CONV_CELL_DOC = """Keras's `ConvLSTMCell` with Majority Kernels.
+
+    Stores `expansion` copies of the convolution kernel and of the recurrent
+    kernel; inside its layer's call every time step uses the same mixed
+    kernels (one draw of `p` per call of the layer). Keras does not export
+    its `ConvLSTMCell`: use the layers.
+
+    Args:
+        rank: 1, 2 or 3, the number of spatial dimensions.
+        filters: int, the number of output filters.
+        kernel_size: int or tuple, the size of the convolution window.
+{mk_args}
+        **kwargs: any other argument of Keras's `ConvLSTMCell`.
+
+    Input shape:
+        One time step: `(batch, *spatial, channels)`, and the states.
+
+    Output shape:
+        `(batch, *spatial, filters)`, and the states.
+
+    Example:
+
+    >>> cell = keras_mk.layers.MKConvLSTMCell(2, 4, 3, expansion=3, seed=0)
+    >>> cell.build((2, 8, 8, 3))
+    >>> sorted(cell.weight_copies)
+    ['bias', 'kernel', 'recurrent_kernel']
+    """
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConvLSTMCell(_MKCell, _keras_private.conv_lstm_cell_class()):
+    __doc__ = _CONV_CELL_DOC.format(mk_args=arguments_doc())
+
+    def get_config(self):
+        # Keras's `ConvLSTMCell` leaves out its `rank`, a required argument.
+        return {**super().get_config(), "rank": self.rank}
+
+
+def _conv_lstm_doc(rank, example_shape):
+    return layer_doc(
+        f"ConvLSTM{rank}D",
+        "Runs a `keras_mk.layers.MKConvLSTMCell`: `expansion` copies of the "
+        "convolution kernel and of the recurrent kernel. In training every "
+        "call draws one `p` per kernel, shared by every time step; in "
+        "inference it uses the mean of the copies (the deployed layer is an "
+        "ordinary ConvLSTM). `seed` seeds the draws and, as in Keras, the "
+        "dropout masks.",
+        (
+            ("filters", "int, the number of output filters."),
+            (
+                "kernel_size",
+                "int or tuple, the size of the convolution window.",
+            ),
+        ),
+        "4, 3",
+        example_shape,
+        input_note=f": `(batch, time, *{rank} spatial, channels)`",
+    )
+
+
+class _MKConvLSTM(MKRecurrent):
+    mk_cell_class = MKConvLSTMCell
+
+    def _cell_config(self, plain):
+        return {**plain.get_config(), "rank": plain.rank}
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConvLSTM1D(_MKConvLSTM, keras.layers.ConvLSTM1D):
+    __doc__ = _conv_lstm_doc(1, "(2, 5, 8, 3)")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConvLSTM2D(_MKConvLSTM, keras.layers.ConvLSTM2D):
+    __doc__ = _conv_lstm_doc(2, "(2, 5, 8, 8, 3)")
+
+
+@keras.saving.register_keras_serializable(package="keras_mk")
+class MKConvLSTM3D(_MKConvLSTM, keras.layers.ConvLSTM3D):
+    __doc__ = _conv_lstm_doc(3, "(2, 3, 4, 4, 4, 2)")

@@ -51,12 +51,29 @@ def series(batch=8, seed=0):
     return rng.normal(size=(batch, 6, 3)).astype("float32")
 
 
+def conv_lstm_model():
+    """Functional: ConvLSTM2D over a short clip, pooled, a Dense head."""
+    inputs = keras.Input((4, 6, 6, 3))
+    x = keras.layers.ConvLSTM2D(4, 3, padding="same", name="conv_lstm")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x), name="clips")
+
+
+def clips(batch=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(batch, 4, 6, 6, 3)).astype("float32")
+
+
 def targets(batch=8, seed=1):
     return np.random.default_rng(seed).normal(size=(batch, 2)).astype("f4")
 
 
-CASES = [(text_classifier, tokens), (sequence_model, series)]
-IDS = ["lstm", "separable_gru_simple_rnn"]
+CASES = [
+    (text_classifier, tokens),
+    (sequence_model, series),
+    (conv_lstm_model, clips),
+]
+IDS = ["lstm", "separable_gru_simple_rnn", "conv_lstm"]
 
 
 @pytest.mark.parametrize("builder, data", CASES, ids=IDS)

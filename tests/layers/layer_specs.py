@@ -83,6 +83,10 @@ OWN_TESTS = {
     "MKSimpleRNNCell": (_RECURRENT, "MKSimpleRNN"),
     "MKLSTMCell": (_RECURRENT, "MKLSTM"),
     "MKGRUCell": (_RECURRENT, "MKGRU"),
+    "MKConvLSTM1D": (_RECURRENT, "MKConvLSTM1D"),
+    "MKConvLSTM2D": (_RECURRENT, "MKConvLSTM2D"),
+    "MKConvLSTM3D": (_RECURRENT, "MKConvLSTM3D"),
+    "MKConvLSTMCell": (_RECURRENT, "MKConvLSTM2D"),
     # Tables: an integer input, a lookup (gather-then-mix) and a reverse
     # projection; KerasHub's are registered once keras_hub is imported.
     "MKEmbedding": (_TABLES, "MKEmbedding"),

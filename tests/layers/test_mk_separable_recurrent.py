@@ -214,3 +214,67 @@ def test_mixed_precision_trains(policy):
     history = model.fit(x, np.zeros((8, 2)), batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
     assert model.layers[2].cell.kernel_copies[0].dtype == "float32"
+
+
+# ConvLSTM: the same cell mechanism on convolution kernels (Keras's
+# `ConvLSTMCell`), one more layer with several simulated kernels.
+CONV_LSTM = {
+    layers.MKConvLSTM1D: (keras.layers.ConvLSTM1D, (2, 4, 6, 3)),
+    layers.MKConvLSTM2D: (keras.layers.ConvLSTM2D, (2, 4, 6, 6, 3)),
+    layers.MKConvLSTM3D: (keras.layers.ConvLSTM3D, (2, 3, 4, 4, 4, 2)),
+}
+
+
+def videos(shape, seed=0):
+    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.5], ids=["plain", "dropout"])
+@pytest.mark.parametrize("cls", list(CONV_LSTM), ids=lambda c: c.__name__)
+def test_conv_lstm_at_expansion_one_is_the_keras_layer(cls, dropout):
+    plain_cls, shape = CONV_LSTM[cls]
+    x = videos(shape)
+    args = dict(padding="same", dropout=dropout, recurrent_dropout=dropout)
+    mk = cls(4, 3, expansion=1, seed=3, **args)
+    plain = plain_cls(4, 3, seed=3, **args)
+    mk.build(x.shape)
+    plain.build(x.shape)
+    plain.set_weights(mk.get_weights())
+    np.testing.assert_allclose(
+        numpy(mk(x, training=True)),
+        numpy(plain(x, training=True)),
+        atol=1e-6,
+    )
+
+
+def test_conv_lstm_draws_once_per_call_and_round_trips_its_config():
+    x = videos(CONV_LSTM[layers.MKConvLSTM2D][1])
+    layer = layers.MKConvLSTM2D(4, 3, padding="same", expansion=3, seed=0)
+    layer.build(x.shape)
+    spread_copies(layer)
+    assert sorted(layer.cell.weight_copies) == [
+        "bias",
+        "kernel",
+        "recurrent_kernel",
+    ]
+    state = layer.cell.seed_generator.state
+    before = numpy(state.value).copy()
+    layer(x, training=True)
+    # One step of the generator per simulated weight, not per time step.
+    assert int(numpy(state.value)[1] - before[1]) == 2
+    twin = layers.MKConvLSTM2D.from_config(layer.get_config())
+    assert twin.cell.rank == 2 and twin.cell.expansion == 3
+    twin.build(x.shape)
+    twin.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(numpy(twin(x)), numpy(layer(x)))
+    p = {
+        name: np.full((3,) + tuple(copies[0].shape), 1 / 3, "float32")
+        for name, copies in layer.cell.weight_copies.items()
+        if name != "bias"
+    }
+    np.testing.assert_allclose(
+        numpy(layer(x, training=True, fixed_probabilities=p)),
+        numpy(layer(x, training=False)),
+        rtol=1e-5,
+        atol=1e-6,
+    )

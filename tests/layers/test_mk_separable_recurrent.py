@@ -152,6 +152,11 @@ def test_uniform_fixed_probabilities_in_training_equal_inference(cls):
     layer = make(cls, expansion=3, seed=0)
     layer.build(x.shape)
     spread_copies(layer)
+    assert_uniform_p_is_inference(layer, x)
+
+
+def assert_uniform_p_is_inference(layer, x):
+    """`p = 1/e` fixed for every kernel: training computes inference."""
     p = {
         name: np.full((3,) + tuple(copies[0].shape), 1 / 3, "float32")
         for name, copies in simulated(layer).weight_copies.items()
@@ -267,14 +272,4 @@ def test_conv_lstm_draws_once_per_call_and_round_trips_its_config():
     twin.build(x.shape)
     twin.set_weights(layer.get_weights())
     np.testing.assert_array_equal(numpy(twin(x)), numpy(layer(x)))
-    p = {
-        name: np.full((3,) + tuple(copies[0].shape), 1 / 3, "float32")
-        for name, copies in layer.cell.weight_copies.items()
-        if name != "bias"
-    }
-    np.testing.assert_allclose(
-        numpy(layer(x, training=True, fixed_probabilities=p)),
-        numpy(layer(x, training=False)),
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    assert_uniform_p_is_inference(layer, x)

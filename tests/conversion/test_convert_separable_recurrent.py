@@ -173,11 +173,26 @@ def test_save_load_and_resume_equal_uninterrupted_training(
     )
 
 
+def assert_litert_runs_as(path, model, sample):
+    """The `.tflite` file at `path` computes `model(sample)` (to 1e-4)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    inp = interpreter.get_input_details()[0]
+    out = interpreter.get_output_details()[0]
+    interpreter.set_tensor(inp["index"], sample.astype(inp["dtype"]))
+    interpreter.invoke()
+    np.testing.assert_allclose(
+        interpreter.get_tensor(out["index"]),
+        models.numpy(model(sample)),
+        atol=1e-4,
+    )
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="one backend: TensorFlow")
 def test_lstm_text_classifier_trains_collapses_and_exports(tmp_path):
     pytest.importorskip("ai_edge_litert")
-    from ai_edge_litert.interpreter import Interpreter
-
     # Unrolled: a plain Keras LSTM's loop needs LiteRT's Flex delegate
     # (TensorList ops), with or without keras_mk.
     mk = keras_mk.clone_model(text_classifier(unroll=True), seed=0)
@@ -190,18 +205,7 @@ def test_lstm_text_classifier_trains_collapses_and_exports(tmp_path):
     path = str(tmp_path / "model.tflite")
     plain = keras_mk.export_litert(mk, path)
     assert type(plain.layers[1]) is keras.layers.LSTM
-    sample = x[:1].astype("int32")
-    interpreter = Interpreter(model_path=path)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    interpreter.set_tensor(inp["index"], sample.astype(inp["dtype"]))
-    interpreter.invoke()
-    np.testing.assert_allclose(
-        interpreter.get_tensor(out["index"]),
-        models.numpy(mk(sample)),
-        atol=1e-4,
-    )
+    assert_litert_runs_as(path, mk, x[:1].astype("int32"))
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="one backend: TensorFlow")
@@ -211,8 +215,6 @@ def test_tables_and_separable_convs_collapse_and_export_to_litert(tmp_path):
     # tied reversible table as the output projection; LiteRT runs the
     # collapsed model as the trained MK model computes.
     pytest.importorskip("ai_edge_litert")
-    from ai_edge_litert.interpreter import Interpreter
-
     inputs = keras.Input((6,), dtype="int32")
     table = keras.layers.ReversibleEmbedding(20, 8, name="table")
     x = keras.layers.Embedding(20, 8, name="lookup")(inputs)
@@ -236,15 +238,4 @@ def test_tables_and_separable_convs_collapse_and_export_to_litert(tmp_path):
     path = str(tmp_path / "model.tflite")
     plain = keras_mk.export_litert(mk, path)
     assert plain.count_params() == model.count_params()
-    sample = x[:1].astype("int32")
-    interpreter = Interpreter(model_path=path)
-    interpreter.allocate_tensors()
-    inp = interpreter.get_input_details()[0]
-    out = interpreter.get_output_details()[0]
-    interpreter.set_tensor(inp["index"], sample.astype(inp["dtype"]))
-    interpreter.invoke()
-    np.testing.assert_allclose(
-        interpreter.get_tensor(out["index"]),
-        models.numpy(mk(sample)),
-        atol=1e-4,
-    )
+    assert_litert_runs_as(path, mk, x[:1].astype("int32"))

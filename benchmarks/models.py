@@ -10,6 +10,15 @@ import numpy as np
 import keras_mk
 from benchmarks import common
 
+# The `keras.applications` rows (untrained, 10 classes, logits): the
+# paper's Table 1 model, and what people deploy (the collapsed model to
+# LiteRT), with many small kernels (depthwise, 1x1, squeeze-excite).
+APPLICATIONS = {
+    "resnet50": "ResNet50",
+    "efficientnetb0": "EfficientNetB0",
+    "mobilenetv3small": "MobileNetV3Small",
+}
+
 # Full-size settings (the paper's A3 MLP; a small CNN; a small T5) and the
 # `--quick` settings (seconds on CPU, for CI; numbers not meaningful).
 SIZES = {
@@ -25,12 +34,8 @@ SIZES = {
             "length": 64,
             "batch": 16,
         },
-        # The paper's Table 1 model; a small input keeps a CPU step short.
-        "resnet50": {"image": 64, "batch": 16},
-        # What people deploy (the collapsed model to LiteRT): many small
-        # kernels (depthwise, 1x1, squeeze-excite).
-        "efficientnetb0": {"image": 64, "batch": 16},
-        "mobilenetv3small": {"image": 64, "batch": 16},
+        # `keras.applications`: a small input keeps a CPU step short.
+        **{name: {"image": 64, "batch": 16} for name in APPLICATIONS},
     },
     "quick": {
         "mlp": {"widths": (32, 16, 8), "inputs": 64, "batch": 16},
@@ -44,9 +49,7 @@ SIZES = {
             "length": 8,
             "batch": 4,
         },
-        "resnet50": {"image": 32, "batch": 2},
-        "efficientnetb0": {"image": 32, "batch": 2},
-        "mobilenetv3small": {"image": 32, "batch": 2},
+        **{name: {"image": 32, "batch": 2} for name in APPLICATIONS},
     },
 }
 
@@ -100,14 +103,6 @@ def transformer(layers_count, hidden, heads, intermediate, vocabulary, length):
     sequence = backbone(inputs)["decoder_sequence_output"]
     logits = keras.layers.Dense(vocabulary)(sequence)
     return keras.Model(inputs, logits)
-
-
-# The `keras.applications` rows: untrained, 10 classes, logits.
-APPLICATIONS = {
-    "resnet50": "ResNet50",
-    "efficientnetb0": "EfficientNetB0",
-    "mobilenetv3small": "MobileNetV3Small",
-}
 
 
 def application(name, image):

@@ -27,18 +27,26 @@ from keras_mk.layers.weight_copies import MixedWeight
 from keras_mk.layers.weight_copies import WeightCopies
 
 
+def _not_quantizable(layer, what, received=""):
+    """The error for quantizing an MK layer (by `quantize` or a policy)."""
+    return ValueError(
+        f"Layer '{layer.name}' ({type(layer).__name__}) cannot {what}: an "
+        "MK layer trains `expansion` float copies. Collapse the model "
+        "first, then quantize the plain model: "
+        f"`keras_mk.collapse(model).quantize(mode)`.{received}"
+    )
+
+
 def refuse_quantized_policy(layer):
     """Raises if `layer` has a quantized dtype policy (e.g. `"int8"`).
 
     Keras would build quantized weights that an MK layer never trains.
     """
     if getattr(layer.dtype_policy, "quantization_mode", None):
-        raise ValueError(
-            f"Layer '{layer.name}' ({type(layer).__name__}) cannot take a "
-            "quantized dtype policy: an MK layer trains `expansion` float "
-            "copies. Collapse the model first, then quantize the plain "
-            "model: `keras_mk.collapse(model).quantize(mode)`. "
-            f"Received: dtype={layer.dtype_policy.name!r}"
+        raise _not_quantizable(
+            layer,
+            "take a quantized dtype policy",
+            f" Received: dtype={layer.dtype_policy.name!r}",
         )
 
 
@@ -350,9 +358,4 @@ class MKLayer(WeightCopies):
     def quantize(self, *args, **kwargs):
         # Not NotImplementedError: `Model.quantize` turns that into a
         # warning and leaves the model as it was, silently.
-        raise ValueError(
-            f"Layer '{self.name}' ({type(self).__name__}) cannot be "
-            "quantized: an MK layer trains `expansion` float copies. "
-            "Collapse the model first, then quantize the plain model: "
-            "`keras_mk.collapse(model).quantize(mode)`."
-        )
+        raise _not_quantizable(self, "be quantized")

@@ -77,13 +77,15 @@ def cnn(filters, image, batch):
     return keras.Model(x, y)
 
 
-def transformer(layers_count, hidden, heads, intermediate, vocabulary, length):
+def transformer(layers, hidden, heads, intermediate, vocabulary, length, batch):
     """A small T5 (KerasHub `T5Backbone` from config) with a LM head."""
     import keras_hub
 
+    del batch
+
     backbone = keras_hub.models.T5Backbone(
         vocabulary_size=vocabulary,
-        num_layers=layers_count,
+        num_layers=layers,
         num_heads=heads,
         hidden_dim=hidden,
         intermediate_dim=intermediate,
@@ -146,14 +148,7 @@ def build(name, size):
         x = rng.standard_normal(shape, dtype="float32")
         y = rng.integers(0, 10, (batch,))
     elif name == "transformer":
-        model = transformer(
-            cfg["layers"],
-            cfg["hidden"],
-            cfg["heads"],
-            cfg["intermediate"],
-            cfg["vocabulary"],
-            cfg["length"],
-        )
+        model = transformer(**cfg)
         shape = (batch, cfg["length"])
         tokens = rng.integers(1, cfg["vocabulary"], shape).astype("int32")
         mask = np.ones(shape, dtype="int32")

@@ -170,17 +170,8 @@ def load_cifar10(data_dir=None, smoke=False):
         x_train, y_train = split("train[:90%]")
         x_val, y_val = split("train[90%:]")
         x_test, y_test = split("test")
-    return Dataset(
-        name="cifar10",
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        x_test=x_test,
-        y_test=y_test,
-        num_classes=10,
-        reference=REFERENCES["cifar10"],
-    )
+    splits = (x_train, y_train, x_val, y_val, x_test, y_test)
+    return Dataset("cifar10", *splits, 10, reference=REFERENCES["cifar10"])
 
 
 def load(name, data_dir=None, smoke=False, mnist1d_samples=5000):

@@ -17,12 +17,20 @@ def _doc(base, example_shape):
     )
 
 
+def depthwise_unit_axes(ndim):
+    """The output-unit axes of a depthwise kernel of rank `ndim`.
+
+    A depthwise kernel is `(..., input channels, depth multiplier)`: each
+    (input channel, multiplier) pair is one output channel.
+    """
+    return (ndim - 2, ndim - 1)
+
+
 class _MKDepthwise(MKLayer):
     mk_weights = (("kernel", "depthwise_initializer", "depthwise_regularizer"),)
 
     def _output_unit_axes(self, ndim, name="kernel"):
-        # (..., input channels, depth multiplier): one output channel each.
-        return (ndim - 2, ndim - 1)
+        return depthwise_unit_axes(ndim)
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")

@@ -1,6 +1,7 @@
 import keras
 
 from keras_mk.layers.docstrings import layer_doc
+from keras_mk.layers.mk_depthwise_conv import depthwise_unit_axes
 from keras_mk.layers.mk_layer import MKLayer
 
 
@@ -38,8 +39,7 @@ class _MKSeparable(MKLayer):
 
     def _output_unit_axes(self, ndim, name="depthwise_kernel"):
         if name == "depthwise_kernel":
-            # (..., input channels, depth multiplier): one channel each.
-            return (ndim - 2, ndim - 1)
+            return depthwise_unit_axes(ndim)
         return (ndim - 1,)
 
 

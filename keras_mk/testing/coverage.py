@@ -202,6 +202,16 @@ def check_model(
     except (ValueError, TypeError) as e:
         result.update(status="refused", reason=str(e).splitlines()[0])
         return result
+    result.update(_shares(mk))
+    if result["matrix_share"] < 1.0:
+        # Tables (embeddings) are opt-in: the share they would add.
+        try:
+            tables = keras_mk.clone_model(model, seed=seed, embeddings=True)
+            shares = _shares(tables)
+            del tables
+        except (ValueError, TypeError) as e:
+            shares = {"embeddings_refused": str(e).splitlines()[0]}
+        result.update({f"{k}_embeddings": v for k, v in shares.items()})
     try:
         # Dropout without a seed draws differently in two models; with its
         # rate at 0 the training-mode outputs compare exactly (the MK
@@ -251,6 +261,15 @@ def check_model(
             traceback=traceback.format_exc()[-2000:],
         )
     return result
+
+
+def _shares(mk):
+    """`conversion_summary`'s two shares of a converted model."""
+    summary = keras_mk.conversion_summary(mk)
+    return {
+        "simulated_share": summary.simulated_share,
+        "matrix_share": summary.matrix_share,
+    }
 
 
 def _switch_off_dropout(model):

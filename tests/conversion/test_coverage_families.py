@@ -66,3 +66,23 @@ def test_keras_hub_task_converts_trains_collapses_and_reloads():
             models.bert_backbone(), num_classes=2, preprocessor=None
         )
     )
+
+
+def test_check_model_records_the_simulated_shares_with_and_without_tables():
+    # The coverage table's share column: trainable parameters and
+    # matrix-shaped weights in MK layers, by default (tables left plain)
+    # and with `embeddings=True`.
+    tokens = keras.Input((5,), dtype="int32")
+    vectors = keras.layers.Flatten()(keras.layers.Embedding(40, 8)(tokens))
+    model = keras.Model(tokens, keras.layers.Dense(4)(vectors))
+    result = testing.check_model(model, fresh_process=False)
+    assert result["status"] == "pass", result
+    table, kernel, bias = 40 * 8, 5 * 8 * 4, 4
+    assert result["matrix_share"] == pytest.approx(kernel / (table + kernel))
+    # Biases stay single (`expand_bias=False`): trainable, not simulated.
+    total = table + kernel + bias
+    assert result["simulated_share"] == pytest.approx(kernel / total)
+    assert result["matrix_share_embeddings"] == 1.0
+    assert result["simulated_share_embeddings"] == pytest.approx(
+        (table + kernel) / total
+    )

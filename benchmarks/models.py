@@ -19,6 +19,17 @@ APPLICATIONS = {
     "mobilenetv3small": "MobileNetV3Small",
 }
 
+# Rows that measure another conversion of a model: row -> (model,
+# `clone_model` arguments). "transformer-tables": the T5 with its embedding
+# tables simulated too (`embeddings=True`).
+CONVERSIONS = {"transformer-tables": ("transformer", {"embeddings": True})}
+
+
+def conversion_of(name):
+    """`(model name, clone_model arguments)` of benchmark row `name`."""
+    return CONVERSIONS.get(name, (name, {}))
+
+
 # Full-size settings (the paper's A3 MLP; a small CNN; a small T5) and the
 # `--quick` settings (seconds on CPU, for CI; numbers not meaningful).
 SIZES = {
@@ -132,6 +143,7 @@ def optimizer(name, kind=None):
 
 def build(name, size):
     """The plain model `name` and one batch of data for it."""
+    name, _ = conversion_of(name)
     cfg = SIZES[size][name]
     rng = np.random.default_rng(0)
     batch = cfg["batch"]

@@ -45,6 +45,7 @@ MODELS = (
     "mlp",
     "cnn",
     "transformer",
+    "transformer-tables",
     "resnet50",
     "efficientnetb0",
     "mobilenetv3small",
@@ -57,6 +58,7 @@ TARGETS = {
     "mlp": 2.0,
     "cnn": 1.10,
     "transformer": 1.10,
+    "transformer-tables": 1.15,
     "resnet50": 1.15,
     "efficientnetb0": 1.15,
     "mobilenetv3small": 1.15,
@@ -206,22 +208,27 @@ def _variants(name, expansions, size, jit_compile):
 
     keras.utils.set_random_seed(0)
     plain, x, y, batch = models.build(name, size)
+    _, arguments = models.conversion_of(name)
     found = [("plain", "train", plain)]
     last_mk = None
     for e in expansions:
-        last_mk = models.expand(plain, e, seed=e)
+        last_mk = models.expand(plain, e, seed=e, **arguments)
         found.append((f"mk_e{e}", "train", last_mk))
     if TARGET_EXPANSION in expansions:
         # What MK costs without sampling or mixing: the copies and the
         # optimizer on e times the kernels (inherent), the mean as kernel.
         uniform = models.expand(
-            plain, TARGET_EXPANSION, probabilities="uniform"
+            plain, TARGET_EXPANSION, probabilities="uniform", **arguments
         )
         found.append((UNIFORM_LABEL, "train", uniform))
         # The options that trade fidelity for speed.
         for sharing, label in SHARING_LABELS.items():
             shared = models.expand(
-                plain, TARGET_EXPANSION, seed=1, probability_sharing=sharing
+                plain,
+                TARGET_EXPANSION,
+                seed=1,
+                probability_sharing=sharing,
+                **arguments,
             )
             found.append((label, "train", shared))
     for _, _, model in found:
@@ -321,7 +328,10 @@ def run_memory_worker(args):
     keras.utils.set_random_seed(0)
     model, x, y, batch = models.build(name, size)
     if args.memory_variant != "plain":
-        model = models.expand(model, TARGET_EXPANSION, seed=TARGET_EXPANSION)
+        _, arguments = models.conversion_of(name)
+        model = models.expand(
+            model, TARGET_EXPANSION, seed=TARGET_EXPANSION, **arguments
+        )
     _compile(model, name, args.jit_compile)
     model.fit(
         _repeat_batch(x, args.steps),
@@ -548,6 +558,7 @@ MODEL_NAMES = {
     "mlp": "A3 MLP",
     "cnn": "CNN",
     "transformer": "T5",
+    "transformer-tables": "T5, tables simulated",
     "resnet50": "ResNet50",
     "efficientnetb0": "EfficientNetB0",
     "mobilenetv3small": "MobileNetV3Small",

@@ -127,11 +127,13 @@ def pooled(runs, index=0):
     return float(differences.mean()), low, high, verdict, len(differences)
 
 
-def agreement(runs):
+def agreement(runs, heading, command):
     """The backend-agreement section: the same command on every backend.
 
     Args:
         runs: `results.json` dicts of one command on different backends.
+        heading: the section's title.
+        command: the command, `B` standing for the backend.
 
     Returns:
         Markdown: per algorithm, each backend's mean and 95% interval and
@@ -192,10 +194,10 @@ def agreement(runs):
     )
     return "\n".join(
         [
-            "## The same command on every backend",
+            f"## {heading}",
             "",
-            "The default job (`python -m examples.main --backend B`, B in "
-            f"{', '.join(backends)}) one after the other on this machine "
+            f"`{command}`, B in "
+            f"{', '.join(backends)}, one after the other on this machine "
             f"(wall time: {times}). "
             "Bit-equal runs are not expected (each backend draws its own "
             "initial weights, data order and `p`); the same answer is. "
@@ -213,9 +215,10 @@ def agreement(runs):
     )
 
 
-def build(sources):
+def build(sources, also=()):
     """Copies the first run's `results.md` and plots into `docs/`, adds
-    the backend agreement of all runs and the evidence map."""
+    the backend agreement of all runs (and of `also`, another command's
+    runs on every backend) and the evidence map."""
     source = sources[0]
     runs = [_load(s) for s in sources]
     data = runs[0]
@@ -245,7 +248,24 @@ def build(sources):
         body,
     ]
     if len(runs) > 1:
-        lines.append(agreement(runs))
+        lines.append(
+            agreement(
+                runs,
+                "The same command on every backend",
+                "python -m examples.main --backend B",
+            )
+        )
+    if also:
+        other = [_load(s) for s in also]
+        optimizers = " ".join(other[0]["options"]["optimizers"])
+        lines.append(
+            agreement(
+                other,
+                f"The same question under {optimizers} on every backend",
+                f"python -m examples.main --optimizers {optimizers} "
+                "--backend B",
+            )
+        )
     evidence = os.path.join(HERE, "evidence", "map.md")
     if os.path.exists(evidence):
         with open(evidence) as f:
@@ -279,5 +299,13 @@ if __name__ == "__main__":
         default=[os.path.join(ROOT, "outputs", "main")],
         help="main-job output directories; the first is shown in full",
     )
-    build(parser.parse_args().source)
+    parser.add_argument(
+        "--also",
+        nargs="*",
+        default=(),
+        help="another command's output directories, one per backend: its "
+        "backend agreement is added",
+    )
+    args = parser.parse_args()
+    build(args.source, args.also)
     print("wrote docs/results.md and docs/img/")

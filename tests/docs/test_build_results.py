@@ -64,5 +64,7 @@ def test_pooled_reads_every_backends_seeds_and_keeps_inconclusive():
     assert 0 <= low < mean < high and verdict == "better"
     runs[1]["paired"][0]["verdict"] = "inconclusive"
     assert build_results.pooled(runs)[3] == "inconclusive"
-    text = build_results.agreement(runs)
+    text = build_results.agreement(runs, "Heading", "command --backend B")
+    assert text.startswith("## Heading\n")
+    assert "`command --backend B`, B in a, b" in text
     assert "Pooled over the 2 backends (8 seeds)" in text

@@ -142,3 +142,28 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
     assert "**10.0 -> 14.0 (1.40x, +4.0 s)**" in rows["transformer"]
     assert "failed" in rows["efficientnetb0"]
     assert "not run" in rows["mobilenetv3small"]
+
+
+def test_t5_tables_row_simulates_the_embedding_tables_too():
+    import keras_mk
+    from benchmarks import models
+    from benchmarks import step_time
+
+    summaries = {}
+    for name in ("transformer", "transformer-tables"):
+        variants, *_ = step_time._variants(name, [3], "quick", False)
+        mk = dict((label, m) for label, kind, m in variants if kind == "train")
+        summaries[name] = keras_mk.conversion_summary(mk["mk_e3"])
+    assert summaries["transformer"].matrix_share < 0.9
+    # Everything but T5's relative attention bias (a weight inside
+    # `T5MultiHeadAttention`, left plain and listed).
+    tables = summaries["transformer-tables"]
+    assert 0.98 < tables.matrix_share < 1.0
+    assert tables.left_plain and all(
+        cls == "T5MultiHeadAttention" for _, cls, _ in tables.left_plain
+    ), tables.left_plain
+    assert "transformer-tables" in step_time.MODELS
+    assert "transformer-tables" not in step_time.QUICK_MODELS
+    assert models.build("transformer-tables", "quick")[0].count_params() == (
+        models.build("transformer", "quick")[0].count_params()
+    )

@@ -8,14 +8,18 @@ backend) goes into the backend-agreement table.
 python -m examples.main --backend tensorflow --output outputs/demo_tensorflow
 python -m examples.main --backend jax --output outputs/demo_jax
 python -m examples.main --backend torch --output outputs/demo_torch
+python -m examples.main --optimizers adam --backend B --output outputs/adam_B
 python -m examples.evidence_map --report      # docs/evidence/map.md
 python docs/build_results.py --source outputs/demo_jax \
-    outputs/demo_tensorflow outputs/demo_torch   # docs/results.md, docs/img/
+    outputs/demo_tensorflow outputs/demo_torch \
+    --also outputs/adam_jax outputs/adam_tensorflow outputs/adam_torch
 
 The runs behind today's page are kept in `docs/evidence/demo_<backend>/`
-(their results files and plots, not the models): `--source
-docs/evidence/demo_jax docs/evidence/demo_tensorflow
-docs/evidence/demo_torch` rebuilds it.
+(the default, SGD) and `docs/evidence/adam_<backend>/` (Adam): their
+results files and plots, not the models. `--source docs/evidence/demo_jax
+docs/evidence/demo_tensorflow docs/evidence/demo_torch --also
+docs/evidence/adam_jax docs/evidence/adam_tensorflow
+docs/evidence/adam_torch` rebuilds it.
 """
 
 import argparse

@@ -70,9 +70,10 @@ HUB = {
     "ResNet": (
         "ResNetBackbone",
         dict(
-            input_conv_filters=[8],
+            input_conv_filters=[64],
             input_conv_kernel_sizes=[3],
-            stackwise_num_filters=[8, 16],
+            # KerasHub >= 0.22 requires 64 in the first stage.
+            stackwise_num_filters=[64, 16],
             stackwise_num_blocks=[1, 1],
             stackwise_num_strides=[1, 2],
             block_type="basic_block",
@@ -154,6 +155,7 @@ def run(names, output):
                 "status": "not built",
                 "reason": f"{type(e).__name__}: {str(e).splitlines()[0]}",
             }
+            common.write_json(_document(results), output, indent=1)
             continue
         results[name] = check_model(model, jit_compile=False)
         results[name]["seconds"] = round(time.perf_counter() - start, 1)
@@ -236,7 +238,12 @@ def update_docs():
                 )
                 cells.append(f"pass ({worst:.0e})")
             else:
-                notes.append(f"- {name} ({backend}): {r.get('reason', '')}")
+                reason = r.get("reason") or ", ".join(
+                    f"{k} {r[k]:.1e}"
+                    for k in ("convert_error", "collapse_error", "reload_error")
+                    if k in r
+                )
+                notes.append(f"- {name} ({backend}): {reason}")
                 cells.append(r["status"])
         cells.append(shares.get(name, "not run"))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")

@@ -295,3 +295,20 @@ def test_thousands_of_training_calls_on_a_large_kernel_stay_finite():
         assert all(bool(ok) for ok in finite)
     else:
         assert all(bool(numpy(step(x))) for _ in range(calls))
+
+
+@pytest.mark.parametrize("e", [2, 3, 5, 6, 7])
+def test_mean_of_equal_copies_is_the_copy_exactly(e):
+    # A model converted with copies of its weights must give the original's
+    # output bit for bit; `(W + W + W) * (1 / 3)` is not W in float32.
+    rng = np.random.default_rng(e)
+    scale = 10.0 ** rng.integers(-8, 8, size=(64, 64))
+    w = (rng.normal(size=(64, 64)) * scale).astype("float32")
+    np.testing.assert_array_equal(numpy(sampling.mean([w] * e)), w)
+    copies = [rng.normal(size=(64, 64)).astype("float32") for _ in range(e)]
+    np.testing.assert_allclose(
+        numpy(sampling.mean(copies)),
+        np.mean(copies, axis=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -25,80 +25,11 @@ from benchmarks import common
 from benchmarks import hub_task_coverage
 from keras_mk.testing import APPLICATIONS
 from keras_mk.testing import FAMILIES
+from keras_mk.testing import HUB_MODELS
 from keras_mk.testing import TOLERANCE
 from keras_mk.testing import build_application
+from keras_mk.testing import build_hub
 from keras_mk.testing import check_model
-
-_TEXT = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32)
-_DECODER = dict(vocabulary_size=64, **_TEXT)
-# KerasHub: name -> (class name, config). Built from config, random weights.
-HUB = {
-    "Bert": ("BertBackbone", dict(vocabulary_size=64, **_TEXT)),
-    "DistilBert": ("DistilBertBackbone", dict(vocabulary_size=64, **_TEXT)),
-    "Roberta": ("RobertaBackbone", dict(vocabulary_size=64, **_TEXT)),
-    "GPT2": ("GPT2Backbone", dict(vocabulary_size=64, **_TEXT)),
-    "Gemma": (
-        "GemmaBackbone",
-        dict(_DECODER, num_query_heads=2, num_key_value_heads=1, head_dim=8)
-        | {"num_heads": None},
-    ),
-    "Llama": (
-        "LlamaBackbone",
-        dict(_DECODER, num_query_heads=2, num_key_value_heads=1)
-        | {"num_heads": None},
-    ),
-    "Mistral": (
-        "MistralBackbone",
-        dict(_DECODER, num_query_heads=2, num_key_value_heads=1)
-        | {"num_heads": None},
-    ),
-    "T5": (
-        "T5Backbone",
-        dict(vocabulary_size=64, key_value_dim=8, **_TEXT),
-    ),
-    "ViT": (
-        "ViTBackbone",
-        dict(
-            image_shape=(16, 16, 3),
-            patch_size=8,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=16,
-            mlp_dim=32,
-        ),
-    ),
-    "ResNet": (
-        "ResNetBackbone",
-        dict(
-            input_conv_filters=[64],
-            input_conv_kernel_sizes=[3],
-            # KerasHub >= 0.22 requires 64 in the first stage.
-            stackwise_num_filters=[64, 16],
-            stackwise_num_blocks=[1, 1],
-            stackwise_num_strides=[1, 2],
-            block_type="basic_block",
-            image_shape=(16, 16, 3),
-        ),
-    ),
-    "Whisper": (
-        "WhisperBackbone",
-        dict(
-            vocabulary_size=64,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=16,
-            intermediate_dim=32,
-            num_mels=8,
-            max_encoder_sequence_length=16,
-            max_decoder_sequence_length=8,
-        ),
-    ),
-    "BertTextClassifier": ("BertTextClassifier", None),
-}
-
-
-def _clean(config):
-    return {k: v for k, v in config.items() if v is not None}
 
 
 def lstm_text_classifier():
@@ -115,19 +46,7 @@ def lstm_text_classifier():
 # KerasHub has no recurrent model: a Keras one stands in for them.
 KERAS_MODELS = {"LSTMTextClassifier": lstm_text_classifier}
 # Every model of the table, in its order.
-NAMES = list(APPLICATIONS) + list(HUB) + list(KERAS_MODELS)
-
-
-def build_hub(name):
-    import keras_hub
-
-    class_name, config = HUB[name]
-    if name == "BertTextClassifier":
-        backbone = keras_hub.models.BertBackbone(**HUB["Bert"][1])
-        return keras_hub.models.BertTextClassifier(
-            backbone, num_classes=2, preprocessor=None
-        )
-    return getattr(keras_hub.models, class_name)(**_clean(config))
+NAMES = list(APPLICATIONS) + list(HUB_MODELS) + list(KERAS_MODELS)
 
 
 def run(names, output):

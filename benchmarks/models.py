@@ -32,34 +32,21 @@ def conversion_of(name):
 
 # Full-size settings (the paper's A3 MLP; a small CNN; a small T5) and the
 # `--quick` settings (seconds on CPU, for CI; numbers not meaningful).
+_T5_KEYS = ("layers", "hidden", "heads", "intermediate", "vocabulary", "length")
 SIZES = {
     "full": {
         "mlp": {"widths": (400, 200, 100), "inputs": 3072, "batch": 256},
         "cnn": {"filters": (32, 64, 64), "image": 32, "batch": 128},
-        "transformer": {
-            "layers": 2,
-            "hidden": 128,
-            "heads": 4,
-            "intermediate": 512,
-            "vocabulary": 1000,
-            "length": 64,
-            "batch": 16,
-        },
+        "transformer": dict(
+            zip(_T5_KEYS, (2, 128, 4, 512, 1000, 64)), batch=16
+        ),
         # `keras.applications`: a small input keeps a CPU step short.
         **{name: {"image": 64, "batch": 16} for name in APPLICATIONS},
     },
     "quick": {
         "mlp": {"widths": (32, 16, 8), "inputs": 64, "batch": 16},
         "cnn": {"filters": (4, 8, 8), "image": 8, "batch": 8},
-        "transformer": {
-            "layers": 1,
-            "hidden": 16,
-            "heads": 2,
-            "intermediate": 32,
-            "vocabulary": 50,
-            "length": 8,
-            "batch": 4,
-        },
+        "transformer": dict(zip(_T5_KEYS, (1, 16, 2, 32, 50, 8)), batch=4),
         **{name: {"image": 32, "batch": 2} for name in APPLICATIONS},
     },
 }

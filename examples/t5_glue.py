@@ -218,17 +218,9 @@ def load_task(task, split, args, tokenize):
 
 def make_tiny_preset(directory):
     """A tiny random T5 saved as a local preset (for `--smoke`)."""
-    import keras_hub
+    from keras_mk.testing import build_hub
 
-    keras_hub.models.T5Backbone(
-        vocabulary_size=64,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=16,
-        intermediate_dim=32,
-        key_value_dim=8,
-        dropout=0.0,
-    ).save_to_preset(directory)
+    build_hub("T5", num_layers=2, dropout=0.0).save_to_preset(directory)
     return directory
 
 

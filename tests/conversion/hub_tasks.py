@@ -21,14 +21,8 @@ SENTENCES = [
 ]
 LABELS = np.array([0, 1, 0, 1])
 # The size of every tiny transformer backbone here.
-TRANSFORMER = dict(
-    num_layers=1,
-    num_heads=2,
-    hidden_dim=8,
-    intermediate_dim=16,
-    max_sequence_length=16,
-    dropout=0.0,
-)
+_SIZE = dict(num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16)
+TRANSFORMER = dict(_SIZE, max_sequence_length=16, dropout=0.0)
 _WORDS = sorted({w for s in SENTENCES for w in s.split()})
 
 

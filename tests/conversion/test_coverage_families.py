@@ -86,3 +86,8 @@ def test_check_model_records_the_simulated_shares_with_and_without_tables():
     assert result["simulated_share_embeddings"] == pytest.approx(
         (table + kernel) / total
     )
+
+
+def test_build_hub_names_an_unknown_model():
+    with pytest.raises(ValueError, match=r"Received: name='Nope'"):
+        testing.build_hub("Nope")

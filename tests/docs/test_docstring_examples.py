@@ -72,14 +72,7 @@ def _globs(test):
         import keras_hub
 
         globs["keras_hub"] = keras_hub
-        backbone = keras_hub.models.T5Backbone(
-            vocabulary_size=50,
-            num_layers=1,
-            num_heads=2,
-            hidden_dim=16,
-            intermediate_dim=32,
-            key_value_dim=8,
-        )
+        backbone = keras_mk.testing.build_hub("T5")
         globs["mk_backbone"] = keras_mk.clone_model(backbone, seed=0)
     return globs
 

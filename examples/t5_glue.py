@@ -25,6 +25,7 @@ appended to `<output>/runs.jsonl`: rerunning the same command resumes.
 import os
 import sys
 
+from examples.common import data_order
 from examples.common.backend import script_parser
 from examples.common.backend import select_backend
 from examples.common.names import flag_names
@@ -316,11 +317,9 @@ def fine_tune(model, task, train, evals, args, seed):
 
     inputs, labels = train
     model.fit(
-        inputs,
-        labels,
-        batch_size=args.batch_size,
+        # A new order every epoch on every backend (see `data_order`).
+        data_order.EpochShuffled(inputs, labels, args.batch_size, seed),
         epochs=args.epochs,
-        shuffle=True,
         verbose=0 if args.no_progress else 1,
         callbacks=[Evaluate()],
     )

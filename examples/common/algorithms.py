@@ -33,6 +33,7 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 
 import keras_mk
+from examples.common import data_order
 from examples.common import names
 from examples.common.models import build_model
 from examples.common.models import build_subset_mlp
@@ -440,11 +441,12 @@ def train(
     )
     keras.utils.set_random_seed(seed)
     fitted.fit(
-        data.x_train,
-        data.y_train,
-        batch_size=budget.batch_size,
+        # A new order every epoch on every backend (not `shuffle=True`: see
+        # `data_order`).
+        data_order.EpochShuffled(
+            data.x_train, data.y_train, budget.batch_size, seed
+        ),
         epochs=epochs or budget.epochs_for(algorithm),
-        shuffle=True,
         verbose=0,
         callbacks=[evaluator],
     )

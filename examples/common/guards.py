@@ -223,7 +223,11 @@ def search(
     """
     start = sorted(set(exponents))
     step = int(min(np.diff(start))) if len(start) > 1 else 1
-    beyond = int(np.ceil(np.log(rate_factor) / np.log(GRID_RATIO) - 1e-9))
+    # MK's cap at least `rate_factor` times higher, in whole grid steps:
+    # rounding down on a coarse grid (1.5**2 = 2.25 < e = 3) would cap MK
+    # below the rates Lemma B.2 points it to.
+    beyond = np.log(rate_factor) / np.log(GRID_RATIO)
+    beyond = step * int(np.ceil(beyond / step - 1e-9))
     bounds = {
         "low": min(start) - MAX_EXTRA_POINTS * step,
         "high": max(start) + MAX_EXTRA_POINTS * step + beyond,

@@ -187,6 +187,17 @@ def test_mk_under_sgd_may_go_e_times_higher():
     surface = Surface(optimum=30, plateau=20)
     plain = guards.search(surface, [1, 3, 5], epochs=40)
     mk = guards.search(surface, [1, 3, 5], epochs=40, rate_factor=3)
-    # 1.5**3 >= 3: three more exponents, one more point of step 2.
-    assert max(plain.grid) == 13 and max(mk.grid) == 15
+    # Rates at least 3x higher: on the grid of step 2 that is two more
+    # points (1.5**4 = 5.1x; one more point, 1.5**2 = 2.25x, falls short).
+    assert max(plain.grid) == 13 and max(mk.grid) == 17
     assert mk.edge == "high"
+
+
+def test_mk_best_at_3x_the_baselines_cap_is_interior():
+    # MK's curve is the baseline's moved e = 3 times higher in rate (Lemma
+    # B.2): a baseline best at the top of its capped grid (13) puts MK's
+    # best near 13 + log(3) / log(1.5) = 15.7. On the grid of step 2 the
+    # search must reach 17 to see that 15 is interior.
+    surface = Surface(optimum=15.7, plateau=20)
+    mk = guards.search(surface, [1, 3, 5], epochs=40, rate_factor=3)
+    assert mk.exponent == 15 and mk.passed, mk.reasons()

@@ -60,11 +60,24 @@ def run(names, output):
     if os.path.exists(output):
         with open(output) as f:
             results = json.load(f)["models"]
-    # A rerun continues where a run stopped (one JSON entry per model).
+    # A rerun continues where a run stopped (one JSON entry per model). A
+    # model still marked "running" killed the process that checked it (on
+    # this project's 24 GiB VM: the kernel's out-of-memory killer): it is
+    # recorded as such, not retried forever and not hidden.
+    for name, entry in results.items():
+        if entry.get("status") == "running":
+            results[name] = {
+                "status": "killed",
+                "reason": "the process checking it was killed (out of "
+                f"memory?) after starting at {entry['started']}",
+            }
+            common.write_json(_document(results), output, indent=1)
     names = [n for n in names if n not in results]
     todo = names if tqdm is None else tqdm(names, desc="models")
     for name in todo:
         start = time.perf_counter()
+        results[name] = {"status": "running", "started": time.ctime()}
+        common.write_json(_document(results), output, indent=1)
         try:
             if name in APPLICATIONS:
                 model = build_application(name)
@@ -133,7 +146,10 @@ def update_docs():
         "so every CI run covers every family once. "
         "'not run' means the run on this 2-core machine did not reach the "
         "model in the time it had; 'not built', that Keras does not offer "
-        "the model on that backend (the reason is listed). **simulated** "
+        "the model on that backend (the reason is listed); 'killed', that "
+        "the process checking it was killed before it finished (on this "
+        "24 GiB machine, by the kernel's out-of-memory killer), and "
+        "'running', a check in progress. **simulated** "
         "is the share of the matrix-shaped weights (kernels and tables; "
         "biases and norm scales left out) that the default conversion puts "
         "in MK layers, and after the arrow the share with embedding tables "

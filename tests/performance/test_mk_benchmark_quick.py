@@ -167,3 +167,19 @@ def test_t5_tables_row_simulates_the_embedding_tables_too():
     assert models.build("transformer-tables", "quick")[0].count_params() == (
         models.build("transformer", "quick")[0].count_params()
     )
+
+
+def test_coverage_run_records_a_model_whose_process_was_killed(tmp_path):
+    # A model marked "running" when the run starts killed the previous
+    # process (out of memory): recorded as "killed", never retried forever
+    # nor dropped from the table.
+    from benchmarks import conversion_coverage
+
+    output = tmp_path / "coverage.json"
+    running = {"status": "running", "started": "Tue Dec  1 04:00:00 2026"}
+    output.write_text(json.dumps({"models": {"Huge": running}}))
+    results = conversion_coverage.run(["Huge"], str(output))
+    assert results["Huge"]["status"] == "killed"
+    assert "04:00:00" in results["Huge"]["reason"]
+    with open(output) as f:
+        assert json.load(f)["models"]["Huge"]["status"] == "killed"

@@ -16,20 +16,27 @@ PROBABILITIES = ("exponential", "uniform")
 
 
 def mean(copies):
-    """Mean of the copies, exact when they are equal.
+    """Mean of the copies, exact where they are equal.
 
-    Computed as `W_0 + sum_k (W_k - W_0) / e` (a chain of adds: faster than
-    `ops.mean`): equal copies (a model right after conversion) give `W_0`
-    bit for bit, where `(W + W + W) * (1 / 3)` is off by an ulp on some
-    elements, which deep models amplify.
+    `(W_0 + ... + W_{e-1}) * (1 / e)` (a chain of adds: faster than
+    `ops.mean`), except where every copy equals `W_0`, which is returned
+    bit for bit: right after conversion the model computes the original's
+    output exactly, where `(W + W + W) * (1 / 3)` is off by an ulp on some
+    elements (which deep models amplify). No multiply feeds an add, so XLA
+    cannot fuse one into a differently rounded FMA: the same bits eagerly
+    (`keras_mk.collapse`) and compiled (`predict`).
     """
     if len(copies) == 1:
         return copies[0]
-    first = copies[0]
-    spread = ops.subtract(copies[1], first)
+    first = ops.convert_to_tensor(copies[0])
+    total = first
+    for copy in copies[1:]:
+        total = ops.add(total, copy)
+    average = ops.multiply(total, 1.0 / len(copies))
+    equal = ops.equal(copies[1], first)
     for copy in copies[2:]:
-        spread = ops.add(spread, ops.subtract(copy, first))
-    return ops.add(first, ops.multiply(spread, 1.0 / len(copies)))
+        equal = ops.logical_and(equal, ops.equal(copy, first))
+    return ops.where(equal, first, average)
 
 
 def weighted_sum(copies, p):

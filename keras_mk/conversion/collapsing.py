@@ -133,7 +133,9 @@ def _assign_variables(model, copy):
         for copies in layer.weight_copies.values():
             if copies:
                 extra.update(id(v) for v in copies[1:])
-                means[id(copies[0])] = sampling.mean([v.value for v in copies])
+                means[id(copies[0])] = sampling.exact_mean(
+                    [v.value for v in copies]
+                )
         if layer.seed_generator is not None:
             extra.add(id(layer.seed_generator.state))
     sources = [v for v in model.variables if id(v) not in extra]

@@ -107,6 +107,8 @@ class MKEmbeddingTable(MKLayer):
             else:
                 p = p[:, 0]
             value = sampling.weighted_sum(rows, p)
+        elif not training:
+            value = sampling.exact_mean(rows)
         else:
             value = sampling.mean(rows)
         return ops.cast(value, self.compute_dtype)
@@ -245,7 +247,9 @@ class MKReversibleTable(MKEmbeddingTable):
             value = copies[0]
         elif p is not None:
             value = sampling.weighted_sum(copies, ops.cast(p, copies[0].dtype))
-        elif not training or not self._is_stochastic():
+        elif not training:
+            value = sampling.exact_mean(copies)
+        elif not self._is_stochastic():
             value = sampling.mean(copies)
         else:
             value = sampled_rows.table_mix(

@@ -218,7 +218,9 @@ class MKLayer(WeightCopies):
             return sampling.weighted_sum(
                 copies, ops.cast(fixed_p, copies[0].dtype)
             )
-        if not training or not self._is_stochastic():
+        if not training:
+            return sampling.exact_mean(copies)
+        if not self._is_stochastic():
             return sampling.mean(copies)
         p_shape = self._p_shape(tuple(copies[0].shape), name)
         if self.concentration == 1.0:

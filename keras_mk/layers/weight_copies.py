@@ -161,7 +161,7 @@ class WeightCopies:
             return active[name]
         copies = self.__dict__.get("_copies", {}).get(name)
         if copies:
-            return sampling.mean(copies) if len(copies) > 1 else copies[0]
+            return sampling.exact_mean(copies)
         value = self.__dict__.get("_" + name)
         if value is None and name != "bias":
             # AttributeError, as Keras layers do: `hasattr(layer, "kernel")`.

@@ -15,6 +15,7 @@ from keras_mk.sampling.mixing import training_uses_hash
 from keras_mk.sampling.mixing import uniforms
 from keras_mk.sampling.simplex import PROBABILITIES
 from keras_mk.sampling.simplex import adversarial_mixing_weight
+from keras_mk.sampling.simplex import exact_mean
 from keras_mk.sampling.simplex import mean
 from keras_mk.sampling.simplex import project_to_simplex
 from keras_mk.sampling.simplex import sample_dirichlet

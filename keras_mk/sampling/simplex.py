@@ -16,7 +16,18 @@ PROBABILITIES = ("exponential", "uniform")
 
 
 def mean(copies):
-    """Mean of the copies, exact where they are equal.
+    """Plain mean of the copies (a chain of adds: faster than `ops.mean`);
+    differentiable, `1 / e` to each copy (training with uniform `p`)."""
+    if len(copies) == 1:
+        return copies[0]
+    total = copies[0]
+    for copy in copies[1:]:
+        total = ops.add(total, copy)
+    return ops.multiply(total, 1.0 / len(copies))
+
+
+def exact_mean(copies):
+    """Mean of the copies, exact where they are equal (no gradient use).
 
     `(W_0 + ... + W_{e-1}) * (1 / e)` (a chain of adds: faster than
     `ops.mean`), except where every copy equals `W_0`, which is returned
@@ -24,7 +35,9 @@ def mean(copies):
     output exactly, where `(W + W + W) * (1 / 3)` is off by an ulp on some
     elements (which deep models amplify). No multiply feeds an add, so XLA
     cannot fuse one into a differently rounded FMA: the same bits eagerly
-    (`keras_mk.collapse`) and compiled (`predict`).
+    (`keras_mk.collapse`) and compiled (`predict`). For inference and
+    collapse only: its gradient reaches `W_0` alone where the copies are
+    equal; training uses `mean`.
     """
     if len(copies) == 1:
         return copies[0]

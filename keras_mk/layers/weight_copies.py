@@ -76,20 +76,27 @@ class WeightCopies:
             ]
 
     def _add_copy(self, source, name, k, initializer, copy_initialization):
-        replicate = copy_initialization == "replicate"
+        if copy_initialization == "replicate":
+            # A real copy (JAX refuses two variables sharing one buffer),
+            # in the source's memory layout: on PyTorch a Keras initializer
+            # may leave a weight transposed in memory (`orthogonal`), and a
+            # matmul rounds differently on the other layout, so a copy laid
+            # out afresh would make the mean's layout, and the converted
+            # model's output, differ from the original's in the last ulp.
+            def initializer(shape, dtype=None):
+                return ops.copy(source.value)
+
+        else:
+            initializer = reseeded(initializer, k)
         with _keras_private.unlocked_state(self):
-            copy = self.add_weight(
+            return self.add_weight(
                 name=f"{name}_copy_{k}",
                 shape=tuple(source.shape),
-                initializer="zeros" if replicate else reseeded(initializer, k),
+                initializer=initializer,
                 constraint=getattr(source, "constraint", None),
                 dtype=source.dtype,
                 trainable=source.trainable,
             )
-        if replicate:
-            # A real copy: JAX refuses two variables sharing one buffer.
-            copy.assign(ops.copy(source.value))
-        return copy
 
     @property
     def weight_copies(self):

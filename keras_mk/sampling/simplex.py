@@ -46,9 +46,11 @@ def exact_mean(copies):
     for copy in copies[1:]:
         total = ops.add(total, copy)
     average = ops.multiply(total, 1.0 / len(copies))
-    equal = ops.equal(copies[1], first)
+    # `first` leads every op, so on PyTorch the result takes its memory
+    # layout (a matmul rounds differently on another one).
+    equal = ops.equal(first, copies[1])
     for copy in copies[2:]:
-        equal = ops.logical_and(equal, ops.equal(copy, first))
+        equal = ops.logical_and(equal, ops.equal(first, copy))
     return ops.where(equal, first, average)
 
 

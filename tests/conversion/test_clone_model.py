@@ -54,6 +54,24 @@ def test_sequential_and_dropout_in_training_mode():
         np.testing.assert_array_equal(copies[0], copies[1])
 
 
+@pytest.mark.parametrize("expansion", [2, 3])
+def test_weights_laid_out_transposed_convert_exactly(expansion):
+    # On PyTorch, Keras's `orthogonal` initializer leaves a weight transposed
+    # in memory, and a matmul rounds differently on the other layout: the
+    # copies (and so their mean) must keep the original's layout.
+    orthogonal = keras.initializers.Orthogonal(seed=1)
+    inputs = keras.Input((5, 3))
+    h = keras.layers.Conv1D(4, 2, kernel_initializer=orthogonal)(inputs)
+    h = keras.layers.LSTM(
+        6, return_sequences=True, kernel_initializer=orthogonal
+    )(h)
+    h = keras.layers.SimpleRNN(6, recurrent_initializer=orthogonal)(h)
+    outputs = keras.layers.Dense(3, kernel_initializer=orthogonal)(h)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(8, 5, 3)).astype("float32")
+    assert_converted_equal(model, x, 4, expansion=expansion, seed=0)
+
+
 def test_nested_functional_shared_layers_and_attention():
     model = models.nested_functional()
     x = np.random.default_rng(1).normal(size=(2, 8, 4)).astype("float32")

@@ -97,6 +97,13 @@ def parse_args(argv=None):
         "variant in a fresh process.",
     )
     parser.add_argument(
+        "--optimizer",
+        default=None,
+        choices=("adam", "sgd"),
+        help="every row with Adam or with SGD with momentum; default: each "
+        "row's own (SGD with momentum for ResNet50, Adam else).",
+    )
+    parser.add_argument(
         "--jit-compile",
         default="auto",
         help="`auto`, `true` or `false`, passed to `model.compile`.",
@@ -188,19 +195,19 @@ def _repeat_batch(x, times):
     return np.concatenate([x] * times, axis=0)
 
 
-def _compile(model, name, jit_compile):
+def _compile(model, name, jit_compile, optimizer=None):
     import keras
 
     from benchmarks import models
 
     model.compile(
-        optimizer=models.optimizer(name),
+        optimizer=models.optimizer(name, optimizer),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
     )
 
 
-def _variants(name, expansions, size, jit_compile):
+def _variants(name, expansions, size, jit_compile, optimizer=None):
     """Compiled variants of model `name`: (label, kind, model)."""
     import keras
 
@@ -232,7 +239,7 @@ def _variants(name, expansions, size, jit_compile):
             )
             found.append((label, "train", shared))
     for _, _, model in found:
-        _compile(model, name, jit_compile)
+        _compile(model, name, jit_compile, optimizer)
     inference = [("plain", "predict", plain)]
     if last_mk is not None:
         inference.append(("collapsed", "predict", models.collapse(last_mk)))
@@ -252,7 +259,7 @@ def run_worker(args):
     results = {}
     for name in args.models:
         variants, x, y, batch = _variants(
-            name, args.expansions, size, args.jit_compile
+            name, args.expansions, size, args.jit_compile, args.optimizer
         )
         xs = _repeat_batch(x, args.steps + 1)
         ys = _repeat_batch(y, args.steps + 1)
@@ -332,7 +339,7 @@ def run_memory_worker(args):
         model = models.expand(
             model, TARGET_EXPANSION, seed=TARGET_EXPANSION, **arguments
         )
-    _compile(model, name, args.jit_compile)
+    _compile(model, name, args.jit_compile, args.optimizer)
     model.fit(
         _repeat_batch(x, args.steps),
         _repeat_batch(y, args.steps),
@@ -379,6 +386,8 @@ def _worker_command(args, backend, output, models=None, memory_variant=None):
         "--jit-compile",
         str(args.jit_compile).lower(),
     ]
+    if args.optimizer:
+        command += ["--optimizer", args.optimizer]
     if args.quick:
         command.append("--quick")
     if memory_variant:
@@ -650,6 +659,7 @@ def run_driver(args):
         "runs": args.runs,
         "expansions": args.expansions,
         "jit_compile": args.jit_compile,
+        "optimizer": args.optimizer or "each row's own",
         "targets": {"expansion": TARGET_EXPANSION, "ratio": TARGETS},
         "backends": {},
     }

@@ -74,14 +74,22 @@ def test_benchmark_quick_mode_writes_a_complete_report(tmp_path):
     assert "| mlp |" in stdout
 
 
-def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(tmp_path):
-    report, stdout = _run_step_time(tmp_path, "--models", "mlp", "--memory")
+@pytest.mark.parametrize("optimizer, slots", [(None, 2), ("sgd", 1)])
+def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(
+    tmp_path, optimizer, slots
+):
+    args = ["--optimizer", optimizer] if optimizer else []
+    report, stdout = _run_step_time(
+        tmp_path, "--models", "mlp", "--memory", *args
+    )
+    assert report["optimizer"] == (optimizer or "each row's own")
     memory = report["backends"][BACKEND]["models"]["mlp"]["memory"]
     # The quick A3 stand-in: 64 -> 32 -> 16 -> 8 -> 10. MK (e=3) adds two
-    # copies of every kernel, each with Adam's two slots; biases stay single.
+    # copies of every kernel, each with its optimizer slots (the row's own
+    # Adam: two; SGD with momentum: one); biases stay single.
     kernel_bytes = 4 * (64 * 32 + 32 * 16 + 16 * 8 + 8 * 10)
     extra = memory["mk_e3"]["state_bytes"] - memory["plain"]["state_bytes"]
-    assert extra == 2 * 3 * kernel_bytes
+    assert extra == 2 * (1 + slots) * kernel_bytes
     assert memory["plain"]["peak_bytes"] > 0
     assert "peak resident MB" in stdout
     # `--report` renders the docs' tables from the file, measuring nothing.

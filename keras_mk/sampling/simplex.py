@@ -42,10 +42,7 @@ def exact_mean(copies):
     if len(copies) == 1:
         return copies[0]
     first = ops.convert_to_tensor(copies[0])
-    total = first
-    for copy in copies[1:]:
-        total = ops.add(total, copy)
-    average = ops.multiply(total, 1.0 / len(copies))
+    average = mean([first] + list(copies[1:]))
     # `first` leads every op, so on PyTorch the result takes its memory
     # layout (a matmul rounds differently on another one).
     equal = ops.equal(first, copies[1])

@@ -7,12 +7,16 @@ smallest input it accepts, on the current backend.
 
     KERAS_BACKEND=jax python -m benchmarks.conversion_coverage
     python -m benchmarks.conversion_coverage --update-docs  # after 3 runs
+    python -m benchmarks.conversion_coverage --published  # shares, any backend
 
 A run skips the models its backend's JSON file already holds (delete the
 file to start over).
 
 Each run writes `benchmarks/results/coverage_<backend>.json`;
 `--update-docs` turns the three into the table in `docs/coverage.md`.
+`--published` measures the simulated share of KerasHub backbones at their
+published sizes (the tiny configs' embeddings and T5's attention bias weigh
+more than at real sizes) into `benchmarks/results/coverage_published.json`.
 """
 
 import argparse
@@ -41,6 +45,100 @@ def lstm_text_classifier():
     x = keras.layers.LSTM(16, return_sequences=True)(x)
     x = keras.layers.Bidirectional(keras.layers.GRU(8))(x)
     return keras.Model(tokens, keras.layers.Dense(2)(x))
+
+
+# KerasHub backbones at the sizes of their presets (random weights, built
+# from config: presets need a download), for the simulated share.
+PUBLISHED = {
+    "T5 (t5_small_multi)": (
+        "T5Backbone",
+        dict(
+            vocabulary_size=32128,
+            hidden_dim=512,
+            intermediate_dim=2048,
+            num_layers=6,
+            num_heads=8,
+            key_value_dim=64,
+            activation="relu",
+            use_gated_activation=False,
+            tie_embedding_weights=True,
+        ),
+    ),
+    "Bert (bert_base_en_uncased)": (
+        "BertBackbone",
+        dict(
+            vocabulary_size=30522,
+            num_layers=12,
+            num_heads=12,
+            hidden_dim=768,
+            intermediate_dim=3072,
+        ),
+    ),
+    "GPT2 (gpt2_base_en)": (
+        "GPT2Backbone",
+        dict(
+            vocabulary_size=50257,
+            num_layers=12,
+            num_heads=12,
+            hidden_dim=768,
+            intermediate_dim=3072,
+        ),
+    ),
+}
+PUBLISHED_NAME = "coverage_published"
+
+
+def published_shares(output):
+    """The simulated shares of the `PUBLISHED` backbones, written as JSON."""
+    import keras
+    import keras_hub
+
+    import keras_mk
+
+    shares = {}
+    for name, (class_name, config) in PUBLISHED.items():
+        model = getattr(keras_hub.models, class_name)(**config)
+        shares[name] = {"parameters": int(model.count_params())}
+        for key, embeddings in (("default", False), ("embeddings", True)):
+            mk = keras_mk.clone_model(model, expansion=2, embeddings=embeddings)
+            summary = keras_mk.conversion_summary(mk)
+            shares[name][key] = summary.matrix_share
+            if embeddings:
+                shares[name]["left_plain"] = [
+                    f"{path} ({cls})" for path, cls, _ in summary.left_plain
+                ]
+            del mk
+        del model
+        keras.backend.clear_session()
+        gc.collect()
+    common.write_json({"models": shares}, output, indent=1)
+    return shares
+
+
+def _published_lines():
+    path = os.path.join(common.RESULTS, PUBLISHED_NAME + ".json")
+    if not os.path.exists(path):
+        return ["Published sizes: not run (`--published`)."]
+    with open(path) as f:
+        shares = json.load(f)["models"]
+    lines = [
+        "**At published sizes** (`python -m benchmarks.conversion_coverage "
+        "--published`: the backbones of these presets built from their "
+        "configs, random weights; the tiny configs above give the "
+        "embeddings and T5's relative attention bias more weight than at "
+        "real sizes). Simulated share of the matrix-shaped weights, "
+        "default -> with embeddings selected; what stays plain:",
+        "",
+        "| backbone | parameters | simulated | left plain |",
+        "|---|---|---|---|",
+    ]
+    for name, r in shares.items():
+        plain = ", ".join(r["left_plain"]) or "nothing"
+        lines.append(
+            f"| {name} | {r['parameters']:,} | {r['default']:.3%} -> "
+            f"{r['embeddings']:.3%} | {plain} |"
+        )
+    return lines
 
 
 # KerasHub has no recurrent model: a Keras one stands in for them.
@@ -186,6 +284,7 @@ def update_docs():
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "Reasons:", ""] + notes
+    lines += [""] + _published_lines()
     lines += [""] + hub_task_coverage.table_lines()
     with open(os.path.join(common.DOCS, "coverage.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -207,9 +306,19 @@ def main(argv=None):
         help="names to check (default: all; 'families' for one per family)",
     )
     parser.add_argument("--update-docs", action="store_true")
+    parser.add_argument(
+        "--published",
+        action="store_true",
+        help="the simulated share of KerasHub backbones at published sizes",
+    )
     args = parser.parse_args(argv)
     if args.update_docs:
         update_docs()
+        return
+    if args.published:
+        output = os.path.join(common.RESULTS, PUBLISHED_NAME + ".json")
+        for name, r in published_shares(output).items():
+            print(name, r)
         return
     import keras
 

@@ -13,10 +13,18 @@ Usage:
 
     python -m benchmarks.first_step                 # all backends, models
     python -m benchmarks.first_step --backends jax --models efficientnetb0
-    python -m benchmarks.first_step --report        # the table, from files
+    python -m benchmarks.first_step --report        # the tables, from files
+    python -m benchmarks.first_step --backends tensorflow --build-optimizer
 
-Writes `benchmarks/results/first_step_<backend>.json`; `--report` prints
-the table of `docs/performance.md` from them. Not part of `--quick` runs:
+`--build-optimizer` calls Keras's `model.optimizer.build(
+model.trainable_variables)` after `compile`, in both variants: on
+TensorFlow, an optimizer built inside the first trace creates variables
+there, and `tf.function` then traces the train step a second time (the
+first graph is discarded); built before, the step is traced once.
+
+Writes `benchmarks/results/first_step_<backend>.json` (or
+`first_step_built_optimizer_<backend>.json`); `--report` prints the tables
+of `docs/performance.md` from them. Not part of `--quick` runs:
 each process compiles a whole model (up to minutes on a CPU).
 """
 
@@ -37,6 +45,8 @@ EXPANSION = 3
 # The target: MK's first step at most 1.3x plain's, or at most 5 s more.
 TARGET_RATIO, TARGET_SECONDS = 1.3, 5.0
 NAME = "first_step"
+# The same measurement with the optimizer built before the first step.
+BUILT_NAME = "first_step_built_optimizer"
 
 
 def parse_args(argv=None):
@@ -52,8 +62,13 @@ def parse_args(argv=None):
         choices=("sgd", "adam"),
         help="SGD with momentum (default) or Adam",
     )
+    parser.add_argument(
+        "--build-optimizer",
+        action="store_true",
+        help="build the optimizer after compile (one trace on TensorFlow)",
+    )
     parser.add_argument("--report", action="store_true")
-    parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.backends = common.choices(parser, "backend", args.backends, BACKENDS)
@@ -63,7 +78,7 @@ def parse_args(argv=None):
     return args
 
 
-def run_worker(model_name, variant, optimizer, output):
+def run_worker(model_name, variant, optimizer, build_optimizer, output):
     """One measurement, in this fresh process."""
     import keras
 
@@ -80,6 +95,8 @@ def run_worker(model_name, variant, optimizer, output):
         optimizer=models.optimizer(model_name, optimizer),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
+    if build_optimizer:
+        model.optimizer.build(model.trainable_variables)
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     end = time.perf_counter()
     common.write_json(
@@ -87,7 +104,7 @@ def run_worker(model_name, variant, optimizer, output):
     )
 
 
-def _measure(backend, model_name, variant, optimizer):
+def _measure(backend, model_name, variant, optimizer, build_optimizer):
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "result.json")
         command = [
@@ -98,6 +115,7 @@ def _measure(backend, model_name, variant, optimizer):
             model_name,
             variant,
             optimizer,
+            "built" if build_optimizer else "deferred",
             "--worker-output",
             output,
         ]
@@ -122,11 +140,14 @@ def run_driver(args):
     ]
     found = {}
     for backend, model_name, variant in tqdm(jobs, desc="first steps"):
-        result = _measure(backend, model_name, variant, args.optimizer)
+        result = _measure(
+            backend, model_name, variant, args.optimizer, args.build_optimizer
+        )
         key = (backend, model_name, variant)
         found.setdefault(key, []).append(result)
+    name = BUILT_NAME if args.build_optimizer else NAME
     for backend in args.backends:
-        path = common.result_path(NAME, backend)
+        path = common.result_path(name, backend)
         data = {"models": {}}
         if os.path.exists(path):
             with open(path) as f:
@@ -139,7 +160,7 @@ def run_driver(args):
                 for variant in VARIANTS
             }
         common.write_json(data, path)
-    print("\n".join(format_table(common.read_results(NAME))))
+    print("\n".join(format_table(common.read_results(name))))
 
 
 def _fastest(runs):
@@ -179,10 +200,16 @@ def format_table(results):
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
-        model_name, variant, optimizer = args.worker
-        run_worker(model_name, variant, optimizer, args.worker_output)
+        model_name, variant, optimizer, built = args.worker
+        run_worker(
+            model_name, variant, optimizer, built == "built", args.worker_output
+        )
     elif args.report:
-        print("\n".join(format_table(common.read_results(NAME))))
+        for name in (NAME, BUILT_NAME):
+            results = common.read_results(name)
+            if results:
+                print(f"{name}:")
+                print("\n".join(format_table(results)))
     else:
         run_driver(args)
     return 0

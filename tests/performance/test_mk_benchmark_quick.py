@@ -191,3 +191,31 @@ def test_coverage_run_records_a_model_whose_process_was_killed(tmp_path):
     assert "04:00:00" in results["Huge"]["reason"]
     with open(output) as f:
         assert json.load(f)["models"]["Huge"]["status"] == "killed"
+
+
+def test_published_t5_simulates_all_but_its_attention_bias(
+    tmp_path, monkeypatch
+):
+    # At T5-small's size, with embeddings selected, everything but the
+    # relative attention bias (two 32 x 8 tables) is simulated: >= 99.99%.
+    from benchmarks import conversion_coverage
+
+    t5 = "T5 (t5_small_multi)"
+    monkeypatch.setattr(
+        conversion_coverage,
+        "PUBLISHED",
+        {t5: conversion_coverage.PUBLISHED[t5]},
+    )
+    monkeypatch.setattr(conversion_coverage.common, "RESULTS", str(tmp_path))
+    output = tmp_path / "coverage_published.json"
+    shares = conversion_coverage.published_shares(str(output))[t5]
+    assert shares["parameters"] == 60_506_624
+    assert 0.99999 < shares["embeddings"] < 1.0
+    # The token table (tied output projection) is a quarter of T5-small.
+    assert shares["default"] < 0.75
+    assert [s.split(" ")[1] for s in shares["left_plain"]] == [
+        "(T5MultiHeadAttention)"
+    ] * 2
+    lines = conversion_coverage._published_lines()
+    assert any(line.startswith(f"| {t5} | 60,506,624 |") for line in lines)
+    assert "99.999%" in "\n".join(lines)

@@ -74,17 +74,19 @@ def uniforms(shape, seed, hashed=None):
         hashed = _uses_hash(shape, seed)
     if hashed:
         return counter_hash.hashed_uniforms(shape, seed)
-    if keras.backend.backend() == "torch" and (
-        torch_backend.uses_parallel_uniforms(shape, seed)
-    ):
-        return torch_backend.parallel_uniforms(shape, seed)
+    if keras.backend.backend() == "torch":
+        if torch_backend.uses_parallel_uniforms(shape, seed):
+            return torch_backend.parallel_uniforms(shape, seed)
+        return torch_backend.generator_uniforms(shape, seed)
     return keras.random.uniform(shape, seed=seed)
 
 
 def sample_spacings(shape, expansion, seed, hashed=None):
     """Sorted uniforms whose spacings are a Dirichlet(1) draw (float32)."""
     u = uniforms((expansion - 1,) + tuple(shape), seed, hashed)
-    return simplex.sort_elementwise([u[j] for j in range(expansion - 1)])
+    # One unstack, not e - 1 slices: fewer ops to trace (TensorFlow's
+    # graph mode pays per op at the first step), the same values.
+    return simplex.sort_elementwise(list(ops.unstack(u, expansion - 1)))
 
 
 def mix_with_spacings(copies, s):

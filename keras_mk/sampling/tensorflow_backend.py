@@ -8,6 +8,8 @@ fuse into one loop per part of the kernel; the rest of the model runs as
 before. Smaller kernels draw from TensorFlow's own generator, unfused.
 """
 
+import functools
+
 import numpy as np
 from keras import ops
 
@@ -57,30 +59,32 @@ def chunk_spacings(state, size, start, stop, count):
     return simplex.sort_elementwise(u)
 
 
-def fused_mix(shape, expansion, sampled_mix):
-    """The draw, the mix and its gradient of a kernel of `shape`, fused.
-
-    The kernel is flattened and cut into contiguous parts (one per core
-    for a large kernel); each part is one XLA cluster that hashes its
-    elements' uniforms, sorts them and mixes (forward) or multiplies the
-    upstream gradient by `p_k` (backward), recomputing the uniforms from
-    the seed state instead of keeping them between the passes. The values
-    are those of `sampled_mix(copies, state, shape, hashed=True)`, which
-    also serves a `p` broadcast along some axes of the copies.
-
-    Returns:
-        A function `(copies, seed_generator) -> mixed kernel`.
-    """
+def _compiled(function):
+    """`function` as one XLA cluster."""
     import tensorflow as tf
 
-    size = int(np.prod(shape))
-    count = expansion - 1
-    bounds = parts(size)
+    return tf.function(
+        function, jit_compile=True, autograph=False, reduce_retracing=True
+    )
 
-    def compiled(function):
-        return tf.function(
-            function, jit_compile=True, autograph=False, reduce_retracing=True
-        )
+
+@functools.cache
+def fused_parts(size, expansion):
+    """The XLA clusters of a flat kernel of `size` elements.
+
+    One forward and one backward cluster per part of the kernel (see
+    `parts`). They depend on the kernel's size only, not its shape (the
+    hash indexes the flat kernel), so kernels of one size share them: each
+    is traced and compiled once per model (ResNet50: 14 fused kernel
+    shapes, 9 sizes), and again only for another dtype.
+
+    Returns:
+        `(forwards, backwards)`: `forward(state, *flat_copies)` returns a
+        part of the flat mixed kernel, `backward(state, flat_upstream)` the
+        part of each copy's gradient.
+    """
+
+    count = expansion - 1
 
     def forward_part(start, stop):
         def forward(state, *flat):
@@ -89,7 +93,7 @@ def fused_mix(shape, expansion, sampled_mix):
             chunk = [c[start:stop] for c in flat]
             return simplex.telescoping_mix(chunk, s)
 
-        return compiled(forward)
+        return _compiled(forward)
 
     def backward_part(start, stop):
         def backward(state, upstream):
@@ -99,10 +103,33 @@ def fused_mix(shape, expansion, sampled_mix):
                 ops.multiply(upstream[start:stop], p) for p in simplex.gaps(s)
             )
 
-        return compiled(backward)
+        return _compiled(backward)
 
-    forwards = [forward_part(a, b) for a, b in bounds]
-    backwards = [backward_part(a, b) for a, b in bounds]
+    bounds = parts(size)
+    forwards = tuple(forward_part(a, b) for a, b in bounds)
+    backwards = tuple(backward_part(a, b) for a, b in bounds)
+    return forwards, backwards
+
+
+def fused_mix(shape, expansion, sampled_mix):
+    """The draw, the mix and its gradient of a kernel of `shape`, fused.
+
+    The kernel is flattened and cut into contiguous parts (one per core
+    for a large kernel); each part is one XLA cluster that hashes its
+    elements' uniforms, sorts them and mixes (forward) or multiplies the
+    upstream gradient by `p_k` (backward), recomputing the uniforms from
+    the seed state instead of keeping them between the passes. The values
+    are those of `sampled_mix(copies, state, shape, hashed=True)`, which
+    also serves a `p` broadcast along some axes of the copies. The
+    clusters are shared by every kernel of the same size (`fused_parts`).
+
+    Returns:
+        A function `(copies, seed_generator) -> mixed kernel`.
+    """
+    import tensorflow as tf
+
+    size = int(np.prod(shape))
+    forwards, backwards = fused_parts(size, expansion)
 
     @tf.custom_gradient
     def mix(state, *copies):
@@ -124,7 +151,7 @@ def fused_mix(shape, expansion, sampled_mix):
 
         return tf.reshape(out, shape), grad
 
-    @compiled
+    @_compiled
     def broadcast(state, *copies):  # `p` shared along some axes
         return sampled_mix(list(copies), state, shape, hashed=True)
 

@@ -13,9 +13,11 @@ autograd Function with in-place accumulation.
 
 import concurrent.futures
 
+import keras
 import numpy as np
 from keras import ops
 
+from keras_mk import _keras_private
 from keras_mk.sampling import counter_hash
 from keras_mk.sampling.cores import available_cores
 
@@ -34,6 +36,28 @@ def uses_parallel_uniforms(shape, seed):
         return False
     state = seed.state.value if hasattr(seed, "state") else seed
     return not hasattr(state, "device") or state.device.type == "cpu"
+
+
+def generator_uniforms(shape, seed):
+    """`keras.random.uniform(shape, seed=seed)`, float32, the same values.
+
+    Keras draws `torch.rand` and then computes `(1 - 0) * u + 0`: two more
+    passes over the draw, exact no-ops. Under `torch.compile` (and on the
+    meta device) this is Keras's own call.
+    """
+    import torch
+
+    generator = None
+    if not torch.compiler.is_compiling():
+        generator = _keras_private.torch_seed_generator(seed)
+    if generator is None:
+        return keras.random.uniform(shape, seed=seed)
+    return torch.rand(
+        size=tuple(shape),
+        generator=generator,
+        dtype=torch.float32,
+        device=generator.device,
+    )
 
 
 def _thread_pool():

@@ -119,6 +119,30 @@ def test_p_on_both_sides_of_tensorflows_fusion_threshold_is_replayed(units):
     np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
 
 
+def test_kernels_of_one_size_share_clusters_and_keep_their_own_draws():
+    # 512 x 256 and 256 x 512: one size, two shapes. On TensorFlow they
+    # share the fused XLA clusters (traced and compiled once); each layer's
+    # draw is still its own shape's, replayed by `sample_probabilities`.
+    e = 3
+    first = replayed_dense(512, 256, e, seed=4)
+    second = replayed_dense(256, 512, e, seed=4)
+    for _, _, p, p0 in (first, second):
+        mean, var = dirichlet_marginal(e, 1.0)
+        assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
+        np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
+    if keras.backend.backend() == "tensorflow":
+        from keras_mk.sampling import tensorflow_backend
+
+        assert sampling.sampled_mix_for((512, 256), e) is not (
+            sampling.sampled_mix_for((256, 512), e)
+        )
+        forwards, backwards = tensorflow_backend.fused_parts(512 * 256, e)
+        # Two training calls of each layer in one graph mode: one trace.
+        assert [f.experimental_get_tracing_count() for f in forwards] == [
+            1
+        ] * len(forwards)
+
+
 @pytest.mark.parametrize("e", [2, 3, 6])
 def test_sample_probabilities_on_the_simplex(e):
     layer = layers.MKConv2D(4, 3, expansion=e, seed=0)
@@ -312,3 +336,21 @@ def test_mean_of_equal_copies_is_the_copy_exactly(e):
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="PyTorch's generator path"
+)
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 300, 200)])
+def test_torch_generator_uniforms_are_kerass_draws_exactly(shape):
+    # The sampler calls `torch.rand` with Keras's generator directly,
+    # skipping `(1 - 0) * u + 0`: the same values and seed states.
+    ours = keras.random.SeedGenerator(7)
+    kerass = keras.random.SeedGenerator(7)
+    for _ in range(3):
+        u = torch_backend.generator_uniforms(shape, ours)
+        np.testing.assert_array_equal(
+            numpy(u), numpy(keras.random.uniform(shape, seed=kerass))
+        )
+        assert str(u.dtype) == "torch.float32" and tuple(u.shape) == shape
+        np.testing.assert_array_equal(numpy(ours.state), numpy(kerass.state))

@@ -78,6 +78,8 @@ def uniforms(shape, seed, hashed=None):
         if torch_backend.uses_parallel_uniforms(shape, seed):
             return torch_backend.parallel_uniforms(shape, seed)
         return torch_backend.generator_uniforms(shape, seed)
+    if keras.backend.backend() == "tensorflow":
+        return tensorflow_backend.generator_uniforms(shape, seed)
     return keras.random.uniform(shape, seed=seed)
 
 

@@ -354,3 +354,29 @@ def test_torch_generator_uniforms_are_kerass_draws_exactly(shape):
         )
         assert str(u.dtype) == "torch.float32" and tuple(u.shape) == shape
         np.testing.assert_array_equal(numpy(ours.state), numpy(kerass.state))
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's draw"
+)
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 300, 200)])
+def test_tensorflow_generator_uniforms_are_kerass_draws_exactly(shape):
+    # One raw op in place of `tf.random.stateless_uniform`'s ten: the same
+    # values and seed states, eagerly and inside a traced function.
+    import tensorflow as tf
+
+    from keras_mk.sampling import tensorflow_backend
+
+    ours = keras.random.SeedGenerator(7)
+    kerass = keras.random.SeedGenerator(7)
+    traced = tf.function(tensorflow_backend.generator_uniforms)
+    for draw in (tensorflow_backend.generator_uniforms, traced):
+        for _ in range(2):
+            u = draw(shape, ours)
+            np.testing.assert_array_equal(
+                numpy(u), numpy(keras.random.uniform(shape, seed=kerass))
+            )
+            assert u.dtype == tf.float32 and tuple(u.shape) == shape
+            np.testing.assert_array_equal(
+                numpy(ours.state), numpy(kerass.state)
+            )

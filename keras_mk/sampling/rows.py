@@ -8,6 +8,8 @@ equal those of the whole table's draw, `sample_spacings(p_shape, e, state,
 hashed=True)`, taken at the gathered rows.
 """
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -15,6 +17,7 @@ from keras import ops
 from keras_mk.sampling import counter_hash
 from keras_mk.sampling import mixing
 from keras_mk.sampling import simplex
+from keras_mk.sampling import tensorflow_backend
 
 
 def element_index(ids, p_shape):
@@ -59,6 +62,15 @@ def gathered_spacings(ids, p_shape, count, state):
             "A hashed draw supports fewer than 2**31 elements. Received: "
             f"p_shape={tuple(p_shape)}, {count} uniforms per element"
         )
+    if keras.backend.backend() == "tensorflow":
+        # One XLA cluster: op by op, the hash is ~30 passes over the
+        # gathered elements (TensorFlow runs the step without XLA).
+        return list(_tensorflow_spacings(tuple(p_shape), count)(ids, state))
+    return _spacings(ids, p_shape, count, state)
+
+
+def _spacings(ids, p_shape, count, state):
+    size = int(np.prod(p_shape))
     k0, k1 = counter_hash.hash_keys(state)
     index = element_index(ids, p_shape)
     u = [
@@ -68,14 +80,25 @@ def gathered_spacings(ids, p_shape, count, state):
     return simplex.sort_elementwise(u)
 
 
+@functools.cache
+def _tensorflow_spacings(p_shape, count):
+    """`_spacings` of a draw of `p_shape` as one XLA cluster (TensorFlow)."""
+
+    def spacings(ids, state):
+        return tuple(_spacings(ids, p_shape, count, state))
+
+    return tensorflow_backend.compiled(spacings)
+
+
 def gathered_mix(copies, ids, p_shape, state):
     """The rows `ids` of the table mixed with the hashed draw of `state`.
 
     Forward: gather-then-mix (tokens x dim x e). The gradient of copy `k`
     is `p_k * upstream` at the gathered rows. On JAX, where XLA compiles
     the step and fuses the hash, it is one scatter of the upstream into
-    the table times the whole table's `p_k` (hashed again); elsewhere,
-    where the hash runs op by op, one scatter per copy of `p_k * upstream`
+    the table times the whole table's `p_k` (hashed again); elsewhere
+    (the gathered rows' hash is one XLA cluster on TensorFlow, op by op on
+    PyTorch), one scatter per copy of `p_k * upstream`
     (measured in `benchmarks/embedding_cost.py`: either way the backward
     and the optimizer's update touch every copy's whole table).
 

@@ -82,8 +82,8 @@ def chunk_spacings(state, size, start, stop, count):
     return simplex.sort_elementwise(u)
 
 
-def _compiled(function):
-    """`function` as one XLA cluster."""
+def compiled(function):
+    """`function` as one XLA cluster (a `tf.function`, `jit_compile=True`)."""
     import tensorflow as tf
 
     return tf.function(
@@ -116,7 +116,7 @@ def fused_parts(size, expansion):
             chunk = [c[start:stop] for c in flat]
             return simplex.telescoping_mix(chunk, s)
 
-        return _compiled(forward)
+        return compiled(forward)
 
     def backward_part(start, stop):
         def backward(state, upstream):
@@ -126,7 +126,7 @@ def fused_parts(size, expansion):
                 ops.multiply(upstream[start:stop], p) for p in simplex.gaps(s)
             )
 
-        return _compiled(backward)
+        return compiled(backward)
 
     bounds = parts(size)
     forwards = tuple(forward_part(a, b) for a, b in bounds)
@@ -174,7 +174,7 @@ def fused_mix(shape, expansion, sampled_mix):
 
         return tf.reshape(out, shape), grad
 
-    @_compiled
+    @compiled
     def broadcast(state, *copies):  # `p` shared along some axes
         return sampled_mix(list(copies), state, shape, hashed=True)
 

@@ -47,6 +47,28 @@ def test_gather_then_mix_equals_take_of_the_whole_table_mix(e):
     assert not np.array_equal(rows, numpy(layer(x, training=True)))
 
 
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="TensorFlow's XLA cluster"
+)
+def test_tensorflow_hashes_the_gathered_rows_in_one_cluster_traced_once():
+    import tensorflow as tf
+
+    from keras_mk.sampling import rows as sampled_rows
+
+    layer = table_layer(expansion=3)
+    state = numpy(layer.seed_generator.state)
+    step = tf.function(lambda x: layer(x, training=True))
+    x = ids()
+    first = numpy(step(x))
+    for _ in range(2):
+        step(x)
+    cluster = sampled_rows._tensorflow_spacings((V, D), 2)
+    assert cluster.experimental_get_tracing_count() == 1
+    # The cluster's draw is the whole table's, taken at the rows.
+    table = whole_table_mix(layer, state)
+    np.testing.assert_array_equal(first, np.take(table, x, axis=0))
+
+
 def test_gathered_p_is_dirichlet_one():
     e, vocab, dim = 3, 400, 64
     layer = layers.MKEmbedding(vocab, dim, expansion=e, seed=3)

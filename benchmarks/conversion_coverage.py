@@ -253,7 +253,13 @@ def update_docs():
         "in MK layers, and after the arrow the share with embedding tables "
         "selected (`clone_model(..., embeddings=True)`); the same on every "
         "backend, read from the first run that measured it "
-        "(`keras_mk.conversion_summary`).",
+        "(`keras_mk.conversion_summary`). Each model's check time is in "
+        "the results files (`seconds`; the TensorFlow and JAX columns ran "
+        "side by side on 2 cores, so theirs are upper bounds). For a whole "
+        "column, run one fresh process per model (`--models NAME` in a "
+        "shell loop): one process checking model after model grows "
+        "(TensorFlow's reached 18.8 GB by VGG16, JAX ConvNeXtXLarge was "
+        "killed that way and passes alone, at 18.9 GB).",
         "",
         "| model | " + " | ".join(tables) + " | simulated |",
         "|---|" + "---|" * (len(tables) + 1),

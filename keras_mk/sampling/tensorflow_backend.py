@@ -10,6 +10,7 @@ before. Smaller kernels draw from TensorFlow's own generator, unfused.
 
 import functools
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -19,7 +20,7 @@ from keras_mk.sampling.cores import available_cores
 
 # A kernel of fewer elements is not fused: its draw is TensorFlow's own
 # stateless generator (one multi-threaded op) and the mix a few plain ops.
-# Each fused kernel shape costs two XLA compilations and two traced
+# Each fused kernel size costs two XLA compilations and two traced
 # functions at the first step, and two cluster launches per step after;
 # for the many small kernels of a mobile network (MobileNetV3Small: 41 of
 # its 54 below 16k elements) that costs more than fusion saves. Measured
@@ -47,7 +48,6 @@ def generator_uniforms(shape, seed):
     first step and to run at every step. `seed`: a `SeedGenerator` (one
     step consumed, as Keras does); anything else goes to Keras's call.
     """
-    import keras
     import tensorflow as tf
 
     if not isinstance(seed, keras.random.SeedGenerator):

@@ -338,45 +338,37 @@ def test_mean_of_equal_copies_is_the_copy_exactly(e):
     )
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch", reason="PyTorch's generator path"
-)
 @pytest.mark.parametrize("shape", [(2, 3, 5), (2, 300, 200)])
-def test_torch_generator_uniforms_are_kerass_draws_exactly(shape):
-    # The sampler calls `torch.rand` with Keras's generator directly,
-    # skipping `(1 - 0) * u + 0`: the same values and seed states.
+def test_unhashed_uniforms_are_kerass_draws_exactly(shape):
+    # TensorFlow draws with one raw op in place of
+    # `tf.random.stateless_uniform`'s ten, PyTorch calls `torch.rand` with
+    # Keras's generator (skipping `(1 - 0) * u + 0`): the same values and
+    # seed states as `keras.random.uniform`, eagerly and, on TensorFlow,
+    # inside a traced function.
+    def draw(seed):
+        return sampling.uniforms(shape, seed, hashed=False)
+
+    draws = [draw]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        draws.append(tf.function(draw))
     ours = keras.random.SeedGenerator(7)
     kerass = keras.random.SeedGenerator(7)
-    for _ in range(3):
-        u = torch_backend.generator_uniforms(shape, ours)
-        np.testing.assert_array_equal(
-            numpy(u), numpy(keras.random.uniform(shape, seed=kerass))
-        )
-        assert str(u.dtype) == "torch.float32" and tuple(u.shape) == shape
-        np.testing.assert_array_equal(numpy(ours.state), numpy(kerass.state))
-
-
-@pytest.mark.skipif(
-    keras.backend.backend() != "tensorflow", reason="TensorFlow's draw"
-)
-@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 300, 200)])
-def test_tensorflow_generator_uniforms_are_kerass_draws_exactly(shape):
-    # One raw op in place of `tf.random.stateless_uniform`'s ten: the same
-    # values and seed states, eagerly and inside a traced function.
-    import tensorflow as tf
-
-    from keras_mk.sampling import tensorflow_backend
-
-    ours = keras.random.SeedGenerator(7)
-    kerass = keras.random.SeedGenerator(7)
-    traced = tf.function(tensorflow_backend.generator_uniforms)
-    for draw in (tensorflow_backend.generator_uniforms, traced):
+    for uniforms in draws:
         for _ in range(2):
-            u = draw(shape, ours)
+            u = uniforms(ours)
             np.testing.assert_array_equal(
                 numpy(u), numpy(keras.random.uniform(shape, seed=kerass))
             )
-            assert u.dtype == tf.float32 and tuple(u.shape) == shape
+            assert keras.backend.standardize_dtype(u.dtype) == "float32"
+            assert tuple(u.shape) == shape
             np.testing.assert_array_equal(
                 numpy(ours.state), numpy(kerass.state)
             )
+    if keras.backend.backend() == "tensorflow":
+        graph = draws[1].get_concrete_function(ours).graph
+        kinds = [op.type for op in graph.get_operations()]
+        # The raw op, not Keras's key-and-counter chain.
+        assert kinds.count("StatelessRandomUniform") == 1
+        assert "StatelessRandomGetKeyCounter" not in kinds

@@ -22,8 +22,14 @@ TensorFlow, an optimizer built inside the first trace creates variables
 there, and `tf.function` then traces the train step a second time (the
 first graph is discarded); built before, the step is traced once.
 
+`--fresh-compile-cache` gives every process an empty TorchInductor cache
+(`TORCHINDUCTOR_CACHE_DIR`): the first run on a new machine, where PyTorch
+compiles MK's draw-and-mix loops from scratch (C++). Without it, processes
+share the user's cache, as a user's later sessions do.
+
 Writes `benchmarks/results/first_step_<backend>.json` (or
-`first_step_built_optimizer_<backend>.json`); `--report` prints the tables
+`first_step_built_optimizer_<backend>.json`, `first_step_fresh_cache_
+<backend>.json`); `--report` prints the tables
 of `docs/performance.md` from them. Not part of `--quick` runs:
 each process compiles a whole model (up to minutes on a CPU).
 """
@@ -47,6 +53,8 @@ TARGET_RATIO, TARGET_SECONDS = 1.3, 5.0
 NAME = "first_step"
 # The same measurement with the optimizer built before the first step.
 BUILT_NAME = "first_step_built_optimizer"
+# The same measurement with an empty TorchInductor cache in every process.
+FRESH_NAME = "first_step_fresh_cache"
 
 
 def parse_args(argv=None):
@@ -66,6 +74,11 @@ def parse_args(argv=None):
         "--build-optimizer",
         action="store_true",
         help="build the optimizer after compile (one trace on TensorFlow)",
+    )
+    parser.add_argument(
+        "--fresh-compile-cache",
+        action="store_true",
+        help="an empty TorchInductor cache in every process (a new machine)",
     )
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
@@ -104,7 +117,7 @@ def run_worker(model_name, variant, optimizer, build_optimizer, output):
     )
 
 
-def _measure(backend, model_name, variant, optimizer, build_optimizer):
+def _measure(backend, model_name, variant, args):
     with tempfile.TemporaryDirectory() as tmp:
         output = os.path.join(tmp, "result.json")
         command = [
@@ -114,12 +127,14 @@ def _measure(backend, model_name, variant, optimizer, build_optimizer):
             "--worker",
             model_name,
             variant,
-            optimizer,
-            "built" if build_optimizer else "deferred",
+            args.optimizer,
+            "built" if args.build_optimizer else "deferred",
             "--worker-output",
             output,
         ]
         env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+        if args.fresh_compile_cache:
+            env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor")
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             print(done.stderr[-2000:], file=sys.stderr)
@@ -140,12 +155,10 @@ def run_driver(args):
     ]
     found = {}
     for backend, model_name, variant in tqdm(jobs, desc="first steps"):
-        result = _measure(
-            backend, model_name, variant, args.optimizer, args.build_optimizer
-        )
+        result = _measure(backend, model_name, variant, args)
         key = (backend, model_name, variant)
         found.setdefault(key, []).append(result)
-    name = BUILT_NAME if args.build_optimizer else NAME
+    name = _name(args)
     for backend in args.backends:
         path = common.result_path(name, backend)
         data = {"models": {}}
@@ -161,6 +174,16 @@ def run_driver(args):
             }
         common.write_json(data, path)
     print("\n".join(format_table(common.read_results(name))))
+
+
+def _name(args):
+    if args.build_optimizer and args.fresh_compile_cache:
+        raise ValueError(
+            "Pass one of `--build-optimizer` and `--fresh-compile-cache`."
+        )
+    if args.fresh_compile_cache:
+        return FRESH_NAME
+    return BUILT_NAME if args.build_optimizer else NAME
 
 
 def _fastest(runs):
@@ -205,7 +228,7 @@ def main(argv=None):
             model_name, variant, optimizer, built == "built", args.worker_output
         )
     elif args.report:
-        for name in (NAME, BUILT_NAME):
+        for name in (NAME, BUILT_NAME, FRESH_NAME):
             results = common.read_results(name)
             if results:
                 print(f"{name}:")

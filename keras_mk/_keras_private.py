@@ -366,16 +366,3 @@ def extract_archive_weights(filepath, directory):
     with zipfile.ZipFile(filepath) as archive:
         archive.extract(ARCHIVE_WEIGHTS, directory)
     return os.path.join(directory, ARCHIVE_WEIGHTS)
-
-
-def torch_seed_generator(seed):
-    """Keras's `torch.Generator` for one draw of `seed` (consumes a step).
-
-    `keras.random.uniform` on PyTorch is `(maxval - minval) * torch.rand(
-    ..., generator=this) + minval`; the sampler calls `torch.rand` with it
-    directly (the same values, two kernel-sized passes fewer). `None` on
-    the meta device.
-    """
-    from keras.src.backend.torch.random import torch_seed_generator
-
-    return torch_seed_generator(seed)

@@ -286,20 +286,6 @@ def test_jax_loss_is_the_compiled_loss():
     np.testing.assert_allclose(numpy(loss), numpy(expected), rtol=1e-6)
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="PyTorch's random module")
-def test_torch_seed_generator_is_the_generator_of_kerass_uniform():
-    import torch
-
-    seed, same = keras.random.SeedGenerator(3), keras.random.SeedGenerator(3)
-    generator = _keras_private.torch_seed_generator(seed)
-    assert isinstance(generator, torch.Generator)
-    u = torch.rand((4, 5), generator=generator)
-    expected = keras.random.uniform((4, 5), seed=same)
-    np.testing.assert_array_equal(numpy(u), numpy(expected))
-    # One step of the seed state, as Keras's draw.
-    np.testing.assert_array_equal(numpy(seed.state), numpy(same.state))
-
-
 def test_this_file_pins_every_function_of_keras_private():
     public = {
         name

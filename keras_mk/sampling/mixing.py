@@ -16,8 +16,8 @@ exact but slower).
 The uniforms come from the fastest exact source per backend (measured in
 `docs/performance.md`): the counter hash on JAX (`counter_hash`), the hash
 inside XLA clusters on TensorFlow (`tensorflow_backend`; TensorFlow's own
-generator for kernels too small to fuse), PyTorch's own
-generator or NumPy's PCG64 in parallel blocks on PyTorch (`torch_backend`).
+generator for kernels too small to fuse), the hash inside `torch.compile`d
+loops on PyTorch (`torch_backend`).
 The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
 full-kernel passes than differentiating the telescoping formula.
 """
@@ -46,9 +46,9 @@ def _uses_hash(shape, seed):
 def training_uses_hash(shape, expansion):
     """Whether a training call draws its uniforms from the counter hash.
 
-    True on JAX, and on TensorFlow for a kernel large enough for the draw
-    to run inside the XLA cluster of `sampled_mix_for` (at least
-    `tensorflow_backend.FUSE_MIN_ELEMENTS`); False on PyTorch.
+    True on JAX and PyTorch, and on TensorFlow for a kernel large enough
+    for the draw to run inside the XLA cluster of `sampled_mix_for` (at
+    least `tensorflow_backend.FUSE_MIN_ELEMENTS`).
     """
     elements = int(np.prod(shape))
     backend = keras.backend.backend()
@@ -56,28 +56,20 @@ def training_uses_hash(shape, expansion):
         elements < tensorflow_backend.FUSE_MIN_ELEMENTS
     ):
         return False
-    return (
-        backend in ("jax", "tensorflow")
-        and elements * (expansion - 1) <= counter_hash.MAX_ELEMENTS
-    )
+    return elements * (expansion - 1) <= counter_hash.MAX_ELEMENTS
 
 
 def uniforms(shape, seed, hashed=None):
     """Uniform(0, 1) float32 draws: the fastest exact source per backend.
 
     `hashed=None` picks the counter hash on JAX and the backend generator
-    elsewhere; `True` forces the hash (inside an XLA cluster, where it
-    fuses), `False` the backend generator. On PyTorch a large draw on the
-    CPU comes from NumPy's PCG64 in parallel blocks.
+    elsewhere; `True` forces the hash (inside a compiled function, where it
+    fuses), `False` the backend generator.
     """
     if hashed is None:
         hashed = _uses_hash(shape, seed)
     if hashed:
         return counter_hash.hashed_uniforms(shape, seed)
-    if keras.backend.backend() == "torch":
-        if torch_backend.uses_parallel_uniforms(shape, seed):
-            return torch_backend.parallel_uniforms(shape, seed)
-        return torch_backend.generator_uniforms(shape, seed)
     if keras.backend.backend() == "tensorflow":
         return tensorflow_backend.generator_uniforms(shape, seed)
     return keras.random.uniform(shape, seed=seed)
@@ -137,7 +129,8 @@ def sampled_mix_for(shape, expansion):
     TensorFlow: fused XLA clusters (`tensorflow_backend.fused_mix`) for a
     kernel of at least `tensorflow_backend.FUSE_MIN_ELEMENTS`; JAX:
     one `jax.jit` per shape for eager calls (`jax_backend.eager_jit_mix`);
-    PyTorch: `sampled_mix` as is. One function per `(shape, expansion)`,
+    PyTorch: two `torch.compile`d loops shared by every kernel
+    (`torch_backend.fused_mix`). One function per `(shape, expansion)`,
     shared by every layer (it holds no state): a model whose layers repeat
     a kernel shape (a transformer's blocks) compiles it once.
 
@@ -145,11 +138,11 @@ def sampled_mix_for(shape, expansion):
         A function `(copies, seed_generator) -> mixed kernel`.
     """
     backend = keras.backend.backend()
-    if backend in ("tensorflow", "jax") and training_uses_hash(
-        shape, expansion
-    ):
+    if training_uses_hash(shape, expansion):
         if backend == "jax":
             return jax_backend.eager_jit_mix(shape, sampled_mix)
+        if backend == "torch":
+            return torch_backend.fused_mix(shape, expansion)
         return tensorflow_backend.fused_mix(shape, expansion, sampled_mix)
     return lambda copies, seed_generator: sampled_mix(
         copies, seed_generator, shape

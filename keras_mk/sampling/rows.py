@@ -18,6 +18,7 @@ from keras_mk.sampling import counter_hash
 from keras_mk.sampling import mixing
 from keras_mk.sampling import simplex
 from keras_mk.sampling import tensorflow_backend
+from keras_mk.sampling import torch_backend
 
 
 def element_index(ids, p_shape):
@@ -66,6 +67,10 @@ def gathered_spacings(ids, p_shape, count, state):
         # One XLA cluster: op by op, the hash is ~30 passes over the
         # gathered elements (TensorFlow runs the step without XLA).
         return list(_tensorflow_spacings(tuple(p_shape), count)(ids, state))
+    if keras.backend.backend() == "torch":  # one compiled loop
+        index = element_index(ids, p_shape)
+        state = counter_hash.seed_state(state)
+        return torch_backend.gathered_spacings(state, index, size, count)
     return _spacings(ids, p_shape, count, state)
 
 
@@ -97,8 +102,8 @@ def gathered_mix(copies, ids, p_shape, state):
     is `p_k * upstream` at the gathered rows. On JAX, where XLA compiles
     the step and fuses the hash, it is one scatter of the upstream into
     the table times the whole table's `p_k` (hashed again); elsewhere
-    (the gathered rows' hash is one XLA cluster on TensorFlow, op by op on
-    PyTorch), one scatter per copy of `p_k * upstream`
+    (the gathered rows' hash is one XLA cluster on TensorFlow, one compiled
+    loop on PyTorch), one scatter per copy of `p_k * upstream`
     (measured in `benchmarks/embedding_cost.py`: either way the backward
     and the optimizer's update touch every copy's whole table).
 
@@ -155,13 +160,14 @@ def table_mix(copies, state, shape):
     """The whole table mixed with the hashed draw of a given seed state.
 
     `sampled_mix(copies, state, shape, hashed=True)`, through TensorFlow's
-    fused XLA clusters where they serve (`sampled_mix_for`): the reverse
+    and PyTorch's fused loops where they serve (`sampled_mix_for`): the reverse
     projection of a tied table mixes all of it with its lookup's state.
     """
     shape = tuple(shape)
-    if keras.backend.backend() == "tensorflow" and mixing.training_uses_hash(
-        shape, len(copies)
-    ):
+    if keras.backend.backend() in (
+        "tensorflow",
+        "torch",
+    ) and mixing.training_uses_hash(shape, len(copies)):
         fused = mixing.sampled_mix_for(shape, len(copies))
         return fused(copies, _GivenState(state))
     return mixing.sampled_mix(copies, state, shape, hashed=True)

@@ -1,94 +1,225 @@
-"""PyTorch: parallel CPU uniforms and the mix as an autograd Function.
+"""PyTorch: the draw, the mix and its gradient as two compiled loops.
 
-`torch.rand` is one mt19937 stream, on one core. A draw of at least
-`BLOCK` elements on the CPU is cut into blocks of `BLOCK`, each from its
-own PCG64 generator seeded by (seed state, block index), filled by a thread
-pool (NumPy releases the GIL while it fills): ~1.5x faster per core than
-mt19937, and on every core. The values depend only on the seed state and
-the shape, never on the number of threads.
+Eager PyTorch runs the draw, the sort and the mix op by op: about ten
+kernel-sized passes a step and a dozen Python dispatches per kernel. Here
+the counter hash of each element (`counter_hash`: the same uniforms as on
+JAX and TensorFlow), the sort and the mix are one `torch.compile`d function
+(TorchInductor: one fused, multi-threaded loop on the CPU), the gradient
+another, compiled with dynamic sizes: one compilation per expansion and
+dtype, shared by every kernel (flattened) of every model. The uniforms are
+recomputed from the seed state in the backward pass instead of kept.
 
-PyTorch has no `ops.custom_gradient`: the mix's hand-written gradient is an
-autograd Function with in-place accumulation.
+Inside the user's own compiled step (`jit_compile=True`) the same functions
+are traced into it. Where `torch.compile` is disabled
+(`TORCH_COMPILE_DISABLE=1`) they run eagerly, and where it fails (no C++
+compiler) they run eagerly after one warning: the same draws either way,
+only slower.
+
+PyTorch has no `ops.custom_gradient`: the mixes' hand-written gradients are
+autograd Functions.
 """
 
-import concurrent.futures
+import warnings
 
-import keras
 import numpy as np
-from keras import ops
 
-from keras_mk import _keras_private
 from keras_mk.sampling import counter_hash
-from keras_mk.sampling.cores import available_cores
 
-BLOCK = 1 << 18
-_POOL = []
-_MIX = []
-
-
-def uses_parallel_uniforms(shape, seed):
-    """Whether `uniforms(shape, seed)` fills blocks on the CPU in parallel."""
-    if seed is None or int(np.prod(shape)) < BLOCK:
-        return False
-    import torch
-
-    if torch.compiler.is_compiling():  # traced by `jit_compile=True`
-        return False
-    state = seed.state.value if hasattr(seed, "state") else seed
-    return not hasattr(state, "device") or state.device.type == "cpu"
+# The hash's constants as Python ints (TorchDynamo traces them as such).
+_M1, _M2, _GOLDEN = (
+    int(c) for c in (counter_hash._M1, counter_hash._M2, counter_hash._GOLDEN)
+)
+# Defined once, on first use: a training call is on the hot path.
+_FUNCTIONS = {}
+# name -> compiled function; "failed": True once a compilation failed.
+_COMPILED = {}
 
 
-def generator_uniforms(shape, seed):
-    """`keras.random.uniform(shape, seed=seed)`, float32, the same values.
+def _fmix32(x):
+    """`counter_hash._fmix32` in PyTorch ops (traceable by TorchDynamo)."""
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _M1
+    x = x ^ ((x >> 13) & 0x7FFFF)
+    x = x * _M2
+    return x ^ ((x >> 16) & 0xFFFF)
 
-    Keras draws `torch.rand` and then computes `(1 - 0) * u + 0`: two more
-    passes over the draw, exact no-ops. Under `torch.compile` (and on the
-    meta device) this is Keras's own call.
+
+def spacings_at(state, index, size, count):
+    """Sorted uniforms of the elements `index` of a hashed draw of `size`.
+
+    `sample_spacings((size,), count + 1, state, hashed=True)` taken at the
+    int32 flat indices `index`, in PyTorch ops (traceable by TorchDynamo),
+    bit for bit (`counter_hash`): uniform `j` of element `i` is the hash
+    of `i + j * size`. A list of `count` float32 tensors shaped as `index`.
     """
     import torch
 
-    generator = None
-    if not torch.compiler.is_compiling():
-        generator = _keras_private.torch_seed_generator(seed)
-    if generator is None:
-        return keras.random.uniform(shape, seed=seed)
-    return torch.rand(
-        size=tuple(shape),
-        generator=generator,
-        dtype=torch.float32,
-        device=generator.device,
-    )
+    state = state.to(torch.int32)
+    k0 = _fmix32(state[0] * _GOLDEN + state[1])
+    k1 = _fmix32(k0 ^ state[0])
+    u = []
+    for j in range(count):
+        bits = _fmix32(_fmix32((index + j * size) ^ k0) + k1)
+        top = ((bits >> 9) & 0x7FFFFF).to(torch.float32)
+        u.append(top * 2.0**-23 + 2.0**-24)
+    if count == 1:
+        return u
+    if count == 2:
+        return [torch.minimum(u[0], u[1]), torch.maximum(u[0], u[1])]
+    return list(torch.sort(torch.stack(u), dim=0).values.unbind(0))
 
 
-def _thread_pool():
-    if not _POOL:
-        _POOL.append(concurrent.futures.ThreadPoolExecutor(available_cores()))
-    return _POOL[0]
-
-
-def parallel_uniforms(shape, seed):
-    """Uniform[0, 1) float32 of `shape` (a torch tensor on the CPU)."""
+def hashed_spacings(state, size, count, device):
+    """`spacings_at` every element of a draw of `size` (flat tensors)."""
     import torch
 
-    words = ops.convert_to_numpy(counter_hash.seed_state(seed))
-    key = [int(w) & 0xFFFFFFFF for w in words.astype(np.int64)]
+    index = torch.arange(size, dtype=torch.int32, device=device)
+    return spacings_at(state, index, size, count)
+
+
+def gathered_spacings(state, index, size, count):
+    """`spacings_at`, compiled: the rows an embedding lookup gathers."""
+    flat = index.reshape(-1)
+    s = _run("gathered", spacings_at, state, flat, size, count)
+    return [x.reshape(index.shape) for x in s]
+
+
+def fused_forward(state, *flat):
+    """The mixed flat kernel `sum_k p_k flat[k]` of one draw (`state`)."""
+    s = hashed_spacings(state, flat[0].shape[0], len(flat) - 1, flat[0].device)
+    s = [x.to(flat[0].dtype) for x in s]
+    return _telescope(flat, s)
+
+
+def fused_backward(state, upstream, count):
+    """Each copy's gradient `p_k * upstream` of one draw (`state`)."""
+    s = hashed_spacings(state, upstream.shape[0], count, upstream.device)
+    return _gaps_times(upstream, [x.to(upstream.dtype) for x in s])
+
+
+def _telescope(copies, s):
+    # The telescoping form, starting with one `lerp` (exact at both ends):
+    # exactly W when every copy is W.
+    import torch
+
+    out = torch.lerp(copies[-1], copies[-2], s[-1])
+    for j in range(len(copies) - 2):
+        out = torch.addcmul(out, torch.sub(copies[j], copies[j + 1]), s[j])
+    return out
+
+
+def _gaps_times(upstream, s):
+    # `p_k * upstream` from the products `t_j = s_j * upstream`: `t_0`,
+    # `t_j - t_{j-1}`, `upstream - t_{e-2}`.
+    t = [upstream * s_j for s_j in s]
+    grads = [t[0]] + [t[j] - t[j - 1] for j in range(1, len(t))]
+    grads.append(upstream - t[-1])
+    return tuple(grads)
+
+
+def _run(name, function, *args):
+    """`function(*args)`, compiled once per process (dynamic sizes).
+
+    Traced into the user's compiled step as is; eager in every later call
+    once a compilation has failed, after one warning (see the module
+    docstring). An error that the eager call raises too is the caller's.
+    """
+    import torch
+
+    if torch.compiler.is_compiling() or _COMPILED.get("failed"):
+        return function(*args)
+    if name not in _COMPILED:
+        _COMPILED[name] = torch.compile(function, dynamic=True)
+    try:
+        return _COMPILED[name](*args)
+    except Exception as error:  # noqa: BLE001 - reported once, then eager
+        result = function(*args)
+        _COMPILED["failed"] = True
+        warnings.warn(
+            "keras_mk: `torch.compile` of MK's draw-and-mix failed "
+            f"({type(error).__name__}: {str(error)[:300]}). It runs "
+            "eagerly from now on: the same draws, slower.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return result
+
+
+def _fused_function():
+    import torch
+
+    class FusedMix(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, state, *flat):
+            ctx.save_for_backward(state)
+            ctx.count = len(flat) - 1
+            # Detached: no `_base` view for TorchDynamo to guard on (one
+            # compilation for every kernel shape).
+            flat = [f.detach() for f in flat]
+            return _run("forward", fused_forward, state, *flat)
+
+        @staticmethod
+        def backward(ctx, upstream):
+            (state,) = ctx.saved_tensors
+            grads = _run(
+                "backward",
+                fused_backward,
+                state,
+                upstream.contiguous(),
+                ctx.count,
+            )
+            return (None, *grads)
+
+    return FusedMix
+
+
+def fused_mix(shape, expansion):
+    """The draw, the mix and its gradient of a kernel of `shape`, fused.
+
+    The values are those of `sampled_mix(copies, state, shape,
+    hashed=True)`, up to the rounding of the mix. A `p` broadcast along
+    some axes of the copies (`shape` has 1s there), or copies laid out in
+    another order in memory, are drawn by a third compiled function and
+    mixed eagerly.
+
+    Returns:
+        A function `(copies, seed_generator) -> mixed kernel`.
+    """
     size = int(np.prod(shape))
-    out = np.empty(size, dtype=np.float32)
+    shape = tuple(shape)
 
-    def fill(start):
-        block = np.random.SeedSequence(key + [start // BLOCK])
-        generator = np.random.Generator(np.random.PCG64(block))
-        generator.random(out=out[start : start + BLOCK], dtype=np.float32)
+    count = expansion - 1
 
-    list(_thread_pool().map(fill, range(0, size, BLOCK)))
-    return torch.from_numpy(out).reshape(tuple(shape))
+    def fused(copies, seed_generator):
+        # `p` shared along some axes, or a kernel laid out in memory in
+        # another order than its shape's (Keras's `orthogonal` leaves one
+        # transposed): the draw compiled, the mix eager, in the kernel's
+        # own layout (a matmul rounds differently on another one).
+        if tuple(copies[0].shape) != shape or not copies[0].is_contiguous():
+            s = _run(
+                "spacings",
+                hashed_spacings,
+                seed_generator.next(),
+                size,
+                count,
+                copies[0].device,
+            )
+            s = [x.reshape(shape).to(copies[0].dtype) for x in s]
+            return mix(copies, s)
+        if "fused" not in _FUNCTIONS:
+            _FUNCTIONS["fused"] = _fused_function()
+        flat = [c.reshape(size) for c in copies]
+        out = _FUNCTIONS["fused"].apply(seed_generator.next(), *flat)
+        return out.reshape(shape)
+
+    return fused
 
 
 def mix(copies, s):
     """`sum_k p_k copies[k]` (`p` the gaps of `s`) with its gradient."""
-    if not _MIX:  # defined once: a training call is on the hot path
-        _MIX.append(_mix_function())
-    return _MIX[0].apply(list(s), *copies)
+    if "mix" not in _FUNCTIONS:
+        _FUNCTIONS["mix"] = _mix_function()
+    return _FUNCTIONS["mix"].apply(list(s), *copies)
 
 
 def _mix_function():
@@ -98,26 +229,13 @@ def _mix_function():
         @staticmethod
         def forward(ctx, s, *copies):
             ctx.s = s
-            # The telescoping form, starting with one `lerp` (exact at
-            # both ends): exactly W when every copy is W.
-            out = torch.lerp(copies[-1], copies[-2], s[-1])
-            for j in range(len(copies) - 2):
-                out.addcmul_(torch.sub(copies[j], copies[j + 1]), s[j])
-            return out
+            return _telescope(copies, s)
 
         @staticmethod
         def backward(ctx, upstream):
-            # `p_k * upstream` from the products `t_j = s_j * upstream`:
-            # `t_0`, `t_j - t_{j-1}`, `upstream - t_{e-2}`; fewer passes
-            # over the kernel than forming the gaps first. A conv's
-            # upstream is a permuted view (Keras transposes the kernel
-            # to PyTorch's layout): made contiguous once, like the
-            # copies, so the passes below stream memory in order.
-            upstream = upstream.contiguous()
-            t = [torch.mul(upstream, s_j) for s_j in ctx.s]
-            grads = [t[0]]
-            grads += [torch.sub(t[j], t[j - 1]) for j in range(1, len(t))]
-            grads.append(torch.sub(upstream, t[-1]))
-            return (None, *grads)
+            # A conv's upstream is a permuted view (Keras transposes the
+            # kernel to PyTorch's layout): made contiguous once, like the
+            # copies, so the passes stream memory in order.
+            return (None, *_gaps_times(upstream.contiguous(), ctx.s))
 
     return Mix

@@ -67,14 +67,16 @@ def parts(size):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def chunk_spacings(state, size, start, stop, count):
-    """Sorted uniforms of elements `[start, stop)` of a draw of `size`.
+def chunk_spacings(state, size, start, length, count):
+    """Sorted uniforms of elements `[start, start + length)` of a draw of
+    `size` (`start` an int or an int32 scalar tensor).
 
     The same values as `sample_spacings((size,), count + 1, state,
-    hashed=True)[j][start:stop]`: the hash of the global element index.
+    hashed=True)[j][start:start + length]`: the hash of the global element
+    index.
     """
     k0, k1 = counter_hash.hash_keys(state)
-    index = ops.arange(start, stop, dtype="int32")
+    index = ops.add(ops.arange(0, length, dtype="int32"), start)
     u = [
         counter_hash.hash_to_uniform(ops.add(index, np.int32(j * size)), k0, k1)
         for j in range(count)
@@ -95,43 +97,48 @@ def compiled(function):
 def fused_parts(size, expansion):
     """The XLA clusters of a flat kernel of `size` elements.
 
-    One forward and one backward cluster per part of the kernel (see
-    `parts`). They depend on the kernel's size only, not its shape (the
-    hash indexes the flat kernel), so kernels of one size share them: each
-    is traced and compiled once per model (ResNet50: 14 fused kernel
-    shapes, 9 sizes), and again only for another dtype.
+    One forward and one backward cluster per part *length* (see `parts`:
+    the parts of a kernel have one length, or two that differ by one
+    element), the part's start a runtime argument. They depend on the
+    kernel's size only, not its shape (the hash indexes the flat kernel),
+    so kernels of one size share them: each is traced and compiled once
+    per model (ResNet50: 14 fused kernel shapes, 9 sizes), and again only
+    for another dtype.
 
     Returns:
-        `(forwards, backwards)`: `forward(state, *flat_copies)` returns a
-        part of the flat mixed kernel, `backward(state, flat_upstream)` the
-        part of each copy's gradient.
+        `(bounds, forwards, backwards)`: the parts' `(start, stop)`, and
+        dicts `length -> cluster`: `forwards[length](state, start,
+        *flat_copies)` returns that part of the flat mixed kernel,
+        `backwards[length](state, start, flat_upstream)` that part of each
+        copy's gradient.
     """
+    import tensorflow as tf
 
     count = expansion - 1
 
-    def forward_part(start, stop):
-        def forward(state, *flat):
-            s = chunk_spacings(state, size, start, stop, count)
+    def forward_of(length):
+        def forward(state, start, *flat):
+            s = chunk_spacings(state, size, start, length, count)
             s = [ops.cast(x, flat[0].dtype) for x in s]
-            chunk = [c[start:stop] for c in flat]
+            chunk = [tf.slice(c, [start], [length]) for c in flat]
             return simplex.telescoping_mix(chunk, s)
 
         return compiled(forward)
 
-    def backward_part(start, stop):
-        def backward(state, upstream):
-            s = chunk_spacings(state, size, start, stop, count)
+    def backward_of(length):
+        def backward(state, start, upstream):
+            s = chunk_spacings(state, size, start, length, count)
             s = [ops.cast(x, upstream.dtype) for x in s]
-            return tuple(
-                ops.multiply(upstream[start:stop], p) for p in simplex.gaps(s)
-            )
+            chunk = tf.slice(upstream, [start], [length])
+            return tuple(ops.multiply(chunk, p) for p in simplex.gaps(s))
 
         return compiled(backward)
 
-    bounds = parts(size)
-    forwards = tuple(forward_part(a, b) for a, b in bounds)
-    backwards = tuple(backward_part(a, b) for a, b in bounds)
-    return forwards, backwards
+    bounds = [(int(a), int(b)) for a, b in parts(size)]
+    lengths = sorted({b - a for a, b in bounds})
+    forwards = {n: forward_of(n) for n in lengths}
+    backwards = {n: backward_of(n) for n in lengths}
+    return bounds, forwards, backwards
 
 
 def fused_mix(shape, expansion, sampled_mix):
@@ -152,17 +159,24 @@ def fused_mix(shape, expansion, sampled_mix):
     import tensorflow as tf
 
     size = int(np.prod(shape))
-    forwards, backwards = fused_parts(size, expansion)
+    bounds, forwards, backwards = fused_parts(size, expansion)
+    starts = [(a, b - a) for a, b in bounds]
 
     @tf.custom_gradient
     def mix(state, *copies):
         flat = [tf.reshape(c, (size,)) for c in copies]
-        out = [f(state, *flat) for f in forwards]
+        out = [
+            forwards[n](state, tf.constant(a, tf.int32), *flat)
+            for a, n in starts
+        ]
         out = out[0] if len(out) == 1 else tf.concat(out, 0)
 
         def grad(upstream):
             upstream = tf.reshape(upstream, (size,))
-            pieces = [b(state, upstream) for b in backwards]
+            pieces = [
+                backwards[n](state, tf.constant(a, tf.int32), upstream)
+                for a, n in starts
+            ]
             grads = [
                 tf.reshape(
                     piece[0] if len(pieces) == 1 else tf.concat(piece, 0),

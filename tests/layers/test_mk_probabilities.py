@@ -125,11 +125,17 @@ def test_kernels_of_one_size_share_clusters_and_keep_their_own_draws():
         assert sampling.sampled_mix_for((512, 256), e) is not (
             sampling.sampled_mix_for((256, 512), e)
         )
-        forwards, backwards = tensorflow_backend.fused_parts(512 * 256, e)
+        bounds, forwards, backwards = tensorflow_backend.fused_parts(
+            512 * 256, e
+        )
+        # The parts of the kernel (one per core) share one cluster per
+        # length, the part's start an argument.
+        assert sorted(forwards) == sorted({b - a for a, b in bounds})
+        assert len(forwards) == 1 and len(backwards) == 1
         # Two training calls of each layer in one graph mode: one trace.
-        assert [f.experimental_get_tracing_count() for f in forwards] == [
-            1
-        ] * len(forwards)
+        assert [
+            f.experimental_get_tracing_count() for f in forwards.values()
+        ] == [1]
 
 
 @pytest.mark.parametrize("e", [2, 3, 6])

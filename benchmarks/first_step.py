@@ -88,6 +88,11 @@ def parse_args(argv=None):
     args.models = common.choices(parser, "model", args.models, MODELS)
     if args.runs < 1:
         parser.error(f"--runs must be >= 1. Received: --runs={args.runs}")
+    if args.build_optimizer and args.fresh_compile_cache:
+        parser.error(
+            "pass one of --build-optimizer and --fresh-compile-cache "
+            "(each writes its own results file)"
+        )
     return args
 
 
@@ -177,10 +182,6 @@ def run_driver(args):
 
 
 def _name(args):
-    if args.build_optimizer and args.fresh_compile_cache:
-        raise ValueError(
-            "Pass one of `--build-optimizer` and `--fresh-compile-cache`."
-        )
     if args.fresh_compile_cache:
         return FRESH_NAME
     return BUILT_NAME if args.build_optimizer else NAME

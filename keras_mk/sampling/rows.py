@@ -160,14 +160,14 @@ def table_mix(copies, state, shape):
     """The whole table mixed with the hashed draw of a given seed state.
 
     `sampled_mix(copies, state, shape, hashed=True)`, through TensorFlow's
-    and PyTorch's fused loops where they serve (`sampled_mix_for`): the reverse
-    projection of a tied table mixes all of it with its lookup's state.
+    and PyTorch's fused loops where they serve (`sampled_mix_for`): the
+    reverse projection of a tied table mixes all of it with its lookup's state.
     """
     shape = tuple(shape)
-    if keras.backend.backend() in (
-        "tensorflow",
-        "torch",
-    ) and mixing.training_uses_hash(shape, len(copies)):
+    # JAX traces the plain mix into its compiled step.
+    if keras.backend.backend() != "jax" and mixing.training_uses_hash(
+        shape, len(copies)
+    ):
         fused = mixing.sampled_mix_for(shape, len(copies))
         return fused(copies, _GivenState(state))
     return mixing.sampled_mix(copies, state, shape, hashed=True)

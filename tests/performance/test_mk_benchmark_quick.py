@@ -152,6 +152,17 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
     assert "not run" in rows["mobilenetv3small"]
 
 
+def test_first_step_refuses_two_results_files_before_measuring(capsys):
+    from benchmarks import first_step
+
+    # Refused while parsing, before minutes of measurement, not after.
+    with pytest.raises(SystemExit):
+        first_step.parse_args(["--build-optimizer", "--fresh-compile-cache"])
+    assert "--fresh-compile-cache" in capsys.readouterr().err
+    args = first_step.parse_args(["--fresh-compile-cache"])
+    assert first_step._name(args) == first_step.FRESH_NAME
+
+
 def test_t5_tables_row_simulates_the_embedding_tables_too():
     import keras_mk
     from benchmarks import models

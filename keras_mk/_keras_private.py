@@ -121,6 +121,24 @@ def in_symbolic_scope():
     return in_symbolic_scope()
 
 
+def current_call_context():
+    """The call context of the outermost layer call running, or None.
+
+    One object per top-level call (`model(x)`), shared by every layer that
+    call runs; `entry_layer` is the outermost layer.
+    """
+    from keras.src.backend.common import global_state
+
+    return global_state.get_global_attribute("current_call_ctx")
+
+
+def in_stateless_scope():
+    """True inside a `keras.StatelessScope` (assignments are recorded)."""
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+
+    return in_stateless_scope()
+
+
 def refresh_call_signature(layer):
     """Re-reads `layer.call`'s signature after its class was swapped.
 

@@ -88,6 +88,35 @@ def test_in_symbolic_scope_is_true_only_while_tracing():
     assert seen[0] is True and seen[-1] is False
 
 
+def test_call_context_is_one_object_per_outermost_call():
+    seen = []
+
+    class Probe(keras.layers.Layer):
+        def call(self, x):
+            seen.append(_keras_private.current_call_context())
+            return x
+
+    inner, outer = Probe(), Probe()
+    model = keras.Sequential([inner, outer])
+    x = np.ones((1, 2), "float32")
+    model(x)  # builds (its own calls)
+    seen.clear()
+    model(x)
+    model(x)
+    assert len(seen) == 4
+    assert seen[0] is seen[1] and seen[2] is seen[3]
+    assert seen[0] is not seen[2]
+    assert seen[0].entry_layer is model
+    assert _keras_private.current_call_context() is None
+
+
+def test_in_stateless_scope_is_true_only_inside_one():
+    assert not _keras_private.in_stateless_scope()
+    with keras.StatelessScope():
+        assert _keras_private.in_stateless_scope()
+    assert not _keras_private.in_stateless_scope()
+
+
 def test_call_signature_cache_is_what_refresh_rewrites():
     layer = keras.layers.Conv2D(2, 1)
     for name in (

@@ -33,6 +33,7 @@ from keras_mk.sampling import jax_backend
 from keras_mk.sampling import simplex
 from keras_mk.sampling import tensorflow_backend
 from keras_mk.sampling import torch_backend
+from keras_mk.sampling import torch_grouping
 
 
 def _uses_hash(shape, seed):
@@ -142,7 +143,9 @@ def sampled_mix_for(shape, expansion):
         if backend == "jax":
             return jax_backend.eager_jit_mix(shape, sampled_mix)
         if backend == "torch":
-            return torch_backend.fused_mix(shape, expansion)
+            return torch_grouping.grouped(
+                shape, expansion, torch_backend.fused_mix(shape, expansion)
+            )
         return tensorflow_backend.fused_mix(shape, expansion, sampled_mix)
     return lambda copies, seed_generator: sampled_mix(
         copies, seed_generator, shape

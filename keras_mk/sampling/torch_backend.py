@@ -52,11 +52,23 @@ def spacings_at(state, index, size, count):
     bit for bit (`counter_hash`): uniform `j` of element `i` is the hash
     of `i + j * size`. A list of `count` float32 tensors shaped as `index`.
     """
+    k0, k1 = _keys(state)
+    return _sorted_uniforms(k0, k1, index, size, count)
+
+
+def _keys(state):
+    """`counter_hash.hash_keys` of seed states (`(2,)` or `(n, 2)`)."""
     import torch
 
     state = state.to(torch.int32)
-    k0 = _fmix32(state[0] * _GOLDEN + state[1])
-    k1 = _fmix32(k0 ^ state[0])
+    k0 = _fmix32(state[..., 0] * _GOLDEN + state[..., 1])
+    return k0, _fmix32(k0 ^ state[..., 0])
+
+
+def _sorted_uniforms(k0, k1, index, size, count):
+    # `k0`, `k1` and `size` are one draw's, or each element's own.
+    import torch
+
     u = []
     for j in range(count):
         bits = _fmix32(_fmix32((index + j * size) ^ k0) + k1)
@@ -94,6 +106,52 @@ def fused_forward(state, *flat):
 def fused_backward(state, upstream, count):
     """Each copy's gradient `p_k * upstream` of one draw (`state`)."""
     s = hashed_spacings(state, upstream.shape[0], count, upstream.device)
+    return _gaps_times(upstream, [x.to(upstream.dtype) for x in s])
+
+
+def group_layout(sizes, device):
+    """What `group_mix` needs to draw kernels of `sizes` laid end to end.
+
+    Each element's index in its own kernel and its kernel's size (int32,
+    one per element, built once), and the sizes (int64).
+    """
+    import torch
+
+    counts = torch.tensor(sizes, device=device)
+    total = int(sum(sizes))
+    starts = torch.cumsum(counts, 0) - counts
+    index = torch.arange(total, device=device) - torch.repeat_interleave(
+        starts, counts, output_size=total
+    )
+    own_size = torch.repeat_interleave(counts, counts, output_size=total)
+    return (index.to(torch.int32), own_size.to(torch.int32), counts)
+
+
+def group_keys(states, layout):
+    """Each element's hash keys: its kernel's (`states`: one per kernel).
+
+    Expanded eagerly (`repeat_interleave`): a gather inside the compiled
+    loop keeps TorchInductor from vectorising it (3x slower, measured).
+    """
+    import torch
+
+    index, _, counts = layout
+    total = index.shape[0]
+    return tuple(
+        torch.repeat_interleave(k, counts, output_size=total)
+        for k in _keys(states)
+    )
+
+
+def group_forward(keys, layout, *flat):
+    """`fused_forward` of kernels laid end to end (see `group_mix`)."""
+    s = _sorted_uniforms(*keys, *layout[:2], len(flat) - 1)
+    return _telescope(flat, [x.to(flat[0].dtype) for x in s])
+
+
+def group_backward(keys, layout, upstream, count):
+    """`fused_backward` of kernels laid end to end (see `group_mix`)."""
+    s = _sorted_uniforms(*keys, *layout[:2], count)
     return _gaps_times(upstream, [x.to(upstream.dtype) for x in s])
 
 
@@ -171,6 +229,54 @@ def _fused_function():
             return (None, *grads)
 
     return FusedMix
+
+
+def _group_function():
+    import torch
+
+    class GroupMix(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, layout, states, *flat):
+            keys = group_keys(states, layout)
+            ctx.save_for_backward(*keys)
+            ctx.layout = layout[:2]
+            ctx.count = len(flat) - 1
+            flat = [f.detach() for f in flat]
+            return _run("group_forward", group_forward, keys, layout[:2], *flat)
+
+        @staticmethod
+        def backward(ctx, upstream):
+            grads = _run(
+                "group_backward",
+                group_backward,
+                ctx.saved_tensors,
+                ctx.layout,
+                upstream.contiguous(),
+                ctx.count,
+            )
+            return (None, None, *grads)
+
+    return GroupMix
+
+
+def group_mix(states, layout, flat):
+    """The mixes of several flat kernels laid end to end, in one call.
+
+    Kernel `m`'s mix is `fused_forward(states[m], ...)` of its own copies,
+    bit for bit: its uniforms hash its own indices with its own keys.
+
+    Args:
+        states: `(n, 2)` seed states, one per kernel.
+        layout: `group_layout` of the kernels' sizes.
+        flat: the `expansion` copies, each the kernels' copies
+            concatenated.
+
+    Returns:
+        The mixed kernels, concatenated (its gradient reaches `flat`).
+    """
+    if "group" not in _FUNCTIONS:
+        _FUNCTIONS["group"] = _group_function()
+    return _FUNCTIONS["group"].apply(layout, states, *flat)
 
 
 def fused_mix(shape, expansion):

@@ -112,35 +112,29 @@ def fused_backward(state, upstream, count):
 def group_layout(sizes, device):
     """What `group_mix` needs to draw kernels of `sizes` laid end to end.
 
-    Each element's index in its own kernel and its kernel's size (int32,
-    one per element, built once), and the sizes (int64).
+    Int32, one per element, built once: its index in its own kernel, its
+    kernel's size, and its kernel (which kernel's keys it takes).
     """
     import torch
 
     counts = torch.tensor(sizes, device=device)
     total = int(sum(sizes))
-    starts = torch.cumsum(counts, 0) - counts
-    index = torch.arange(total, device=device) - torch.repeat_interleave(
-        starts, counts, output_size=total
+    members = torch.repeat_interleave(
+        torch.arange(len(sizes), device=device), counts, output_size=total
     )
-    own_size = torch.repeat_interleave(counts, counts, output_size=total)
-    return (index.to(torch.int32), own_size.to(torch.int32), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    index = torch.arange(total, device=device) - starts[members]
+    return tuple(x.to(torch.int32) for x in (index, counts[members], members))
 
 
 def group_keys(states, layout):
     """Each element's hash keys: its kernel's (`states`: one per kernel).
 
-    Expanded eagerly (`repeat_interleave`): a gather inside the compiled
-    loop keeps TorchInductor from vectorising it (3x slower, measured).
+    Gathered eagerly (`index_select`): a gather inside the compiled loop
+    keeps TorchInductor from vectorising it (3x slower, measured).
     """
-    import torch
-
-    index, _, counts = layout
-    total = index.shape[0]
-    return tuple(
-        torch.repeat_interleave(k, counts, output_size=total)
-        for k in _keys(states)
-    )
+    members = layout[2]
+    return tuple(k.index_select(0, members) for k in _keys(states))
 
 
 def group_forward(keys, layout, *flat):

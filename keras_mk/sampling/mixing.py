@@ -17,7 +17,8 @@ The uniforms come from the fastest exact source per backend (measured in
 `docs/performance.md`): the counter hash on JAX (`counter_hash`), the hash
 inside XLA clusters on TensorFlow (`tensorflow_backend`; TensorFlow's own
 generator for kernels too small to fuse), the hash inside `torch.compile`d
-loops on PyTorch (`torch_backend`).
+loops on PyTorch (`torch_backend`; a forward pass's small kernels drawn
+together, `torch_grouping`).
 The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
 full-kernel passes than differentiating the telescoping formula.
 """
@@ -131,7 +132,8 @@ def sampled_mix_for(shape, expansion):
     kernel of at least `tensorflow_backend.FUSE_MIN_ELEMENTS`; JAX:
     one `jax.jit` per shape for eager calls (`jax_backend.eager_jit_mix`);
     PyTorch: two `torch.compile`d loops shared by every kernel
-    (`torch_backend.fused_mix`). One function per `(shape, expansion)`,
+    (`torch_backend.fused_mix`), the small kernels of a forward pass drawn
+    together (`torch_grouping.grouped`). One function per `(shape, expansion)`,
     shared by every layer (it holds no state): a model whose layers repeat
     a kernel shape (a transformer's blocks) compiles it once.
 

@@ -37,7 +37,7 @@ from keras_mk.sampling import torch_backend
 MAX_ELEMENTS = 2**16
 
 _LOCAL = threading.local()
-# device -> the increment of a seed state.
+# (device, dtype) -> the increment of a seed state.
 _STEPS = {}
 
 
@@ -84,6 +84,12 @@ class _Call:
 
 
 def _request(copies, generator, groupable):
+    """This kernel's share of the call's grouped draw, or None.
+
+    Records the request (what the model's next call draws ahead) and, if
+    a share was drawn for these copies and still fits, takes it and
+    advances `generator` as drawing alone would. None: draw alone.
+    """
     import torch
 
     if (
@@ -116,9 +122,10 @@ def _advance(state):
     """
     import torch
 
-    step = _STEPS.get(state.device)
+    key = (state.device, state.dtype)
+    step = _STEPS.get(key)
     if step is None:
-        step = _STEPS[state.device] = torch.tensor(
+        step = _STEPS[key] = torch.tensor(
             [0, 1], dtype=state.dtype, device=state.device
         )
     with torch.no_grad():

@@ -15,6 +15,10 @@ are traced into it. Where `torch.compile` is disabled
 compiler) they run eagerly after one warning: the same draws either way,
 only slower.
 
+`group_mix` draws and mixes several kernels laid end to end in one pair
+of loops, each kernel's draw its own, bit for bit (`torch_grouping` uses
+it for a forward pass's small kernels).
+
 PyTorch has no `ops.custom_gradient`: the mixes' hand-written gradients are
 autograd Functions.
 """

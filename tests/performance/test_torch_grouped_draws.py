@@ -112,6 +112,57 @@ def alone(monkeypatch):
     monkeypatch.setattr(torch_grouping, "MAX_ELEMENTS", 0)
 
 
+class _State:
+    """A seed generator's stand-in: `next()` returns a given state."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def next(self):
+        return self.state
+
+
+@pytest.mark.parametrize("e", [2, 3, 5])
+def test_kernels_mixed_together_are_each_kernel_mixed_alone(e):
+    import torch
+
+    rng = np.random.default_rng(e)
+    shapes = [(7,), (3, 3, 4, 1), (24, 16), (1,), (5, 300)]
+    copies = [
+        [
+            torch.tensor(
+                rng.normal(size=shape).astype("float32")
+            ).requires_grad_()
+            for _ in range(e)
+        ]
+        for shape in shapes
+    ]
+    states = torch.tensor(rng.integers(-(2**31), 2**31, (len(shapes), 2)))
+    states = states.to(torch.int32)
+    upstream = [
+        torch.tensor(rng.normal(size=s).astype("float32")) for s in shapes
+    ]
+
+    alone = []
+    for shape, mine, state, up in zip(shapes, copies, states, upstream):
+        out = torch_backend.fused_mix(shape, e)(mine, _State(state))
+        grads = torch.autograd.grad(out, mine, up)
+        alone.append((out, grads))
+
+    sizes = [int(np.prod(s)) for s in shapes]
+    flat = [torch.cat([c[k].reshape(-1) for c in copies]) for k in range(e)]
+    layout = torch_backend.group_layout(sizes, "cpu")
+    together = torch_backend.group_mix(states, layout, flat)
+    grads = torch.autograd.grad(
+        together, flat, torch.cat([u.reshape(-1) for u in upstream])
+    )
+    for m, (out, alone_grads) in enumerate(alone):
+        part = slice(sum(sizes[:m]), sum(sizes[: m + 1]))
+        assert torch.equal(together[part], out.reshape(-1))
+        for k in range(e):
+            assert torch.equal(grads[k][part], alone_grads[k].reshape(-1))
+
+
 def test_training_is_bit_for_bit_that_of_kernels_drawn_alone(
     group_calls, monkeypatch
 ):

@@ -23,6 +23,7 @@ advanced some other way. A share nobody takes costs its compute and
 nothing else: its generator is never advanced.
 """
 
+import math
 import threading
 import weakref
 
@@ -54,9 +55,7 @@ def grouped(shape, expansion, fused):
         values as `fused`.
     """
     shape = tuple(shape)
-    size = 1
-    for d in shape:
-        size *= d
+    size = math.prod(shape)
 
     def mix(copies, seed_generator):
         taken = _request(

@@ -8,9 +8,13 @@ the MK variant, compiling (`jit_compile="auto"`), tracing and running one
 MK, ...), so a slow phase of the machine hits both; the table shows each
 variant's fastest run and the ratio MK / plain of the fastest runs
 (compilation dominates, and the fastest run is the least disturbed).
-The second step is timed too (the cells' "2nd step", where recorded): on
-PyTorch it is the first to draw a model's small kernels together
+The second step is timed too (the cells' "2nd step", where recorded): a
+second `model.fit` of one batch, as a notebook user runs it. On PyTorch it
+is the first to draw a model's small kernels together
 (`keras_mk.sampling.torch_grouping`), which compiles one more loop.
+(Results before 2026-12-01's fourth session timed `train_on_batch`
+instead, which on JAX and TensorFlow traces and compiles a train function
+of its own.)
 
 Usage:
 
@@ -120,7 +124,9 @@ def run_worker(model_name, variant, optimizer, build_optimizer, output):
         model.optimizer.build(model.trainable_variables)
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     end = time.perf_counter()
-    model.train_on_batch(x, y)
+    # What a user's next `fit` waits for (`train_on_batch` would compile
+    # a train function of its own on JAX and TensorFlow).
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
     second = time.perf_counter()
     common.write_json(
         {

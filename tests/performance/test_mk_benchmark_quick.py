@@ -158,6 +158,78 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
     assert "not run" in rows["mobilenetv3small"]
 
 
+def _combined(plain_ms, mk_ms, inherent_ms):
+    """`combine_runs` of worker results: one model (T5), runs in order."""
+    from benchmarks import step_time
+
+    def run(plain, mk, inherent):
+        rows = {"plain": plain, "mk_e3": mk, "mk_e3_uniform": inherent}
+        train = {
+            label: {"median_ms": ms, "samples": 5, "params": 1}
+            for label, ms in rows.items()
+        }
+        return {
+            "versions": {},
+            "models": {
+                "transformer": {
+                    "batch": 1,
+                    "train": train,
+                    "predict": {"plain": train["plain"]},
+                }
+            },
+        }
+
+    runs = [run(*times) for times in zip(plain_ms, mk_ms, inherent_ms)]
+    return step_time.combine_runs(runs)["models"]["transformer"]
+
+
+@pytest.mark.parametrize(
+    "mk_ms, expected",
+    [
+        ((105.0, 109.0, 110.0), "met"),  # every run within 1.10x
+        # Runs either side: their median alone would say met, then missed.
+        ((105.0, 108.0, 130.0), "inconclusive"),
+        ((105.0, 115.0, 130.0), "inconclusive"),
+        ((111.0, 120.0, 130.0), "missed"),  # none within
+    ],
+)
+def test_step_time_verdict_holds_only_when_every_run_agrees(mk_ms, expected):
+    from benchmarks import step_time
+
+    entry = _combined((100.0,) * 3, mk_ms, (101.0,) * 3)
+    assert entry["verdict"] == expected
+    assert entry["target_met"] == (entry["train"]["mk_e3"]["ratio"] <= 1.10)
+    assert step_time._verdict_cell("transformer", entry) == expected
+    assert not entry["floor_above_target"]
+
+
+def test_step_time_judges_mk_above_its_floor_where_the_floor_misses():
+    from benchmarks import step_time
+
+    # Plain drifts between runs: ratios are taken within each run.
+    entry = _combined(
+        (100.0, 200.0, 100.0), (125.0, 248.0, 126.0), (116.0, 232.0, 117.0)
+    )
+    assert entry["verdict"] == "missed"
+    assert entry["floor_above_target"]  # inherent 1.16-1.17x > 1.10x
+    above = entry["above_floor"]
+    assert above["min"] == pytest.approx(0.08)
+    assert above["median"] == pytest.approx(0.09)
+    assert above["max"] == pytest.approx(0.09)
+    assert entry["floor_margin"] == 0.10
+    assert entry["floor_verdict"] == "met"
+    cell = step_time._floor_cell("transformer", entry)
+    assert cell == "+0.09x [+0.08, +0.09] (floor above target; <= +0.10x: met)"
+    # A results file written before the verdicts were stored: the same.
+    old = {
+        k: v
+        for k, v in entry.items()
+        if k not in step_time.verdicts("transformer", entry)
+    }
+    assert step_time._floor_cell("transformer", old) == cell
+    assert step_time._verdict_cell("transformer", old) == "missed"
+
+
 def test_first_step_refuses_two_results_files_before_measuring(capsys):
     from benchmarks import first_step
 

@@ -39,8 +39,12 @@ def _fmix32(x):
 
 
 def seed_state(seed):
-    """The two int32 words of a seed: consumes a `SeedGenerator` step."""
-    if isinstance(seed, keras.random.SeedGenerator):
+    """The two int32 words of a seed: consumes a `SeedGenerator` step.
+
+    `seed`: a `SeedGenerator` (or an object with its `next()`, as
+    `rows`' given state), an int, or a seed-state tensor.
+    """
+    if isinstance(seed, keras.random.SeedGenerator) or hasattr(seed, "next"):
         state = seed.next()
     elif isinstance(seed, numbers.Integral):
         state = np.array([seed & 0xFFFFFFFF, 0], "uint32").view("int32")

@@ -13,12 +13,12 @@ the generator returns exactly 0.0) and no division. The mix telescopes:
 Other concentrations use normalised Gamma draws (`simplex.sample_dirichlet`:
 exact but slower).
 
-The uniforms come from the fastest exact source per backend (measured in
-`docs/performance.md`): the counter hash on JAX (`counter_hash`), the hash
-inside XLA clusters on TensorFlow (`tensorflow_backend`; TensorFlow's own
-generator for kernels too small to fuse), the hash inside `torch.compile`d
-loops on PyTorch (`torch_backend`; a forward pass's small kernels drawn
-together, `torch_grouping`).
+A training draw's uniforms are the counter hash (`counter_hash`) on every
+backend, so one seed gives the same `p` everywhere, each backend computing
+it the fastest way measured (`docs/performance.md`): traced into the step
+on JAX, inside XLA clusters on TensorFlow (`tensorflow_backend`), inside
+`torch.compile`d loops on PyTorch (`torch_backend`; a forward pass's small
+kernels drawn together, `torch_grouping`).
 The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
 full-kernel passes than differentiating the telescoping formula.
 """
@@ -39,7 +39,7 @@ from keras_mk.sampling import torch_grouping
 
 def _uses_hash(shape, seed):
     return (
-        keras.backend.backend() == "jax"
+        keras.backend.backend() in ("jax", "tensorflow")
         and seed is not None
         and int(np.prod(shape)) <= counter_hash.MAX_ELEMENTS
     )
@@ -48,25 +48,18 @@ def _uses_hash(shape, seed):
 def training_uses_hash(shape, expansion):
     """Whether a training call draws its uniforms from the counter hash.
 
-    True on JAX and PyTorch, and on TensorFlow for a kernel large enough
-    for the draw to run inside the XLA cluster of `sampled_mix_for` (at
-    least `tensorflow_backend.FUSE_MIN_ELEMENTS`).
+    True on every backend for a draw of fewer than 2**31 numbers.
     """
     elements = int(np.prod(shape))
-    backend = keras.backend.backend()
-    if backend == "tensorflow" and (
-        elements < tensorflow_backend.FUSE_MIN_ELEMENTS
-    ):
-        return False
     return elements * (expansion - 1) <= counter_hash.MAX_ELEMENTS
 
 
 def uniforms(shape, seed, hashed=None):
     """Uniform(0, 1) float32 draws: the fastest exact source per backend.
 
-    `hashed=None` picks the counter hash on JAX and the backend generator
-    elsewhere; `True` forces the hash (inside a compiled function, where it
-    fuses), `False` the backend generator.
+    `hashed=None` picks the counter hash on JAX and TensorFlow and the
+    backend generator on PyTorch (whose training draws hash inside its
+    compiled loops); `True` forces the hash, `False` the backend generator.
     """
     if hashed is None:
         hashed = _uses_hash(shape, seed)
@@ -79,6 +72,11 @@ def uniforms(shape, seed, hashed=None):
 
 def sample_spacings(shape, expansion, seed, hashed=None):
     """Sorted uniforms whose spacings are a Dirichlet(1) draw (float32)."""
+    if hashed is None:
+        hashed = _uses_hash(shape, seed)
+    if hashed and keras.backend.backend() == "tensorflow":
+        # One XLA cluster, not ~25 ops per uniform: the same values.
+        return tensorflow_backend.hashed_spacings(shape, expansion - 1, seed)
     u = uniforms((expansion - 1,) + tuple(shape), seed, hashed)
     # One unstack, not e - 1 slices: fewer ops to trace (TensorFlow's
     # graph mode pays per op at the first step), the same values.
@@ -129,7 +127,8 @@ def sampled_mix_for(shape, expansion):
     """The fastest `sampled_mix` drawing `p` of `shape` on this backend.
 
     TensorFlow: fused XLA clusters (`tensorflow_backend.fused_mix`) for a
-    kernel of at least `tensorflow_backend.FUSE_MIN_ELEMENTS`; JAX:
+    kernel of at least `tensorflow_backend.FUSE_MIN_ELEMENTS`, the hashed
+    spacings of one cluster and a plain mix below (`sampled_mix`); JAX:
     one `jax.jit` per shape for eager calls (`jax_backend.eager_jit_mix`);
     PyTorch: two `torch.compile`d loops shared by every kernel
     (`torch_backend.fused_mix`), the small kernels of a forward pass drawn
@@ -148,7 +147,8 @@ def sampled_mix_for(shape, expansion):
             return torch_grouping.grouped(
                 shape, expansion, torch_backend.fused_mix(shape, expansion)
             )
-        return tensorflow_backend.fused_mix(shape, expansion, sampled_mix)
+        if int(np.prod(shape)) >= tensorflow_backend.FUSE_MIN_ELEMENTS:
+            return tensorflow_backend.fused_mix(shape, expansion, sampled_mix)
     return lambda copies, seed_generator: sampled_mix(
         copies, seed_generator, shape
     )

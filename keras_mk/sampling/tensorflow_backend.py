@@ -5,7 +5,10 @@ and the mix would each be a pass over the kernel. Here, for a kernel of at
 least `FUSE_MIN_ELEMENTS`, the counter hash, the spacings, the mix and its
 gradient are compiled by XLA (nested `tf.function(jit_compile=True)`) and
 fuse into one loop per part of the kernel; the rest of the model runs as
-before. Smaller kernels draw from TensorFlow's own generator, unfused.
+before. A smaller kernel hashes its sorted uniforms in one cluster shared
+by every size of a power-of-two bucket (`hashed_spacings`) and mixes with
+plain ops. Every kernel draws the counter hash, as on JAX and PyTorch: the
+same `p` on every backend for the same seed.
 """
 
 import functools
@@ -18,8 +21,8 @@ from keras_mk.sampling import counter_hash
 from keras_mk.sampling import simplex
 from keras_mk.sampling.cores import available_cores
 
-# A kernel of fewer elements is not fused: its draw is TensorFlow's own
-# stateless generator (one multi-threaded op) and the mix a few plain ops.
+# A kernel of fewer elements is not fused: its sorted uniforms come from
+# one bucket cluster (`hashed_spacings`) and the mix is a few plain ops.
 # Each fused kernel size costs two XLA compilations and two traced
 # functions at the first step, and two cluster launches per step after;
 # for the many small kernels of a mobile network (MobileNetV3Small: 41 of
@@ -31,6 +34,10 @@ from keras_mk.sampling.cores import available_cores
 # 80k kernel and T5's 64k ones keep their fusion (with kernels below 2**17
 # unfused, A3's step grew from 30 to 39 ms).
 FUSE_MIN_ELEMENTS = 1 << 16
+# The smallest bucket of `hashed_spacings`: a kernel of at most this many
+# elements hashes this many (a few microseconds), so tiny kernels (a
+# squeeze-excite block's) share one cluster.
+MIN_BUCKET = 1 << 10
 # A kernel of at least this many elements is split into one XLA cluster per
 # core: TensorFlow runs independent clusters concurrently, while one
 # cluster runs on one thread (XLA:CPU does not parallelise element-wise
@@ -69,7 +76,7 @@ def parts(size):
 
 def chunk_spacings(state, size, start, length, count):
     """Sorted uniforms of elements `[start, start + length)` of a draw of
-    `size` (`start` an int or an int32 scalar tensor).
+    `size` (`start` and `size` ints or int32 scalar tensors).
 
     The same values as `sample_spacings((size,), count + 1, state,
     hashed=True)[j][start:start + length]`: the hash of the global element
@@ -77,11 +84,59 @@ def chunk_spacings(state, size, start, length, count):
     """
     k0, k1 = counter_hash.hash_keys(state)
     index = ops.add(ops.arange(0, length, dtype="int32"), start)
-    u = [
-        counter_hash.hash_to_uniform(ops.add(index, np.int32(j * size)), k0, k1)
-        for j in range(count)
-    ]
+    u = []
+    for j in range(count):
+        offset = j * size
+        if isinstance(offset, (int, np.integer)):
+            offset = np.int32(offset)
+        u.append(counter_hash.hash_to_uniform(ops.add(index, offset), k0, k1))
     return simplex.sort_elementwise(u)
+
+
+def bucket(size):
+    """The length `hashed_spacings` hashes for a kernel of `size` elements.
+
+    Below `FUSE_MIN_ELEMENTS`, the next power of two (at least
+    `MIN_BUCKET`): a few clusters serve the many sizes of a mobile
+    network. Larger (a whole table's draw, outside training), `size`.
+    """
+    if size >= FUSE_MIN_ELEMENTS:
+        return size
+    return max(MIN_BUCKET, 1 << (size - 1).bit_length())
+
+
+@functools.cache
+def bucket_spacings(length, count):
+    """The XLA cluster `(state, size) -> (count, length)` sorted uniforms
+    of the first `length` elements of a draw of `size` (a runtime int32
+    scalar), shared by every size its bucket covers: one compilation per
+    bucket, not per kernel size."""
+
+    def spacings(state, size):
+        return ops.stack(chunk_spacings(state, size, 0, length, count))
+
+    return compiled(spacings)
+
+
+def hashed_spacings(shape, count, seed):
+    """`sample_spacings(shape, count + 1, seed, hashed=True)`, the same
+    values, from one XLA cluster (`bucket_spacings`).
+
+    Unfused, the hash is ~25 element-wise ops per uniform; TensorFlow's own
+    generator and the sort took 85 us for a 16k-element kernel (e = 3)
+    where this cluster takes 33 us. `seed`: as `counter_hash.seed_state`
+    (a generator is advanced one step).
+
+    Returns:
+        `count` float32 tensors of `shape`, sorted element-wise.
+    """
+    import tensorflow as tf
+
+    size = int(np.prod(shape))
+    state = counter_hash.seed_state(seed)
+    s = bucket_spacings(bucket(size), count)(state, tf.constant(size, tf.int32))
+    s = tf.reshape(s[:, :size], (count,) + tuple(shape))
+    return tf.unstack(s, count)
 
 
 def compiled(function):

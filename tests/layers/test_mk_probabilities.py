@@ -94,12 +94,58 @@ def test_large_kernel_p_is_dirichlet_one_and_replayed_by_sample_probabilities():
     assert abs(np.corrcoef(flat[:-1], flat[1:])[0, 1]) < 0.01
 
 
+def hashed_p(state, shape, e):
+    """The counter hash's `p ~ Dirichlet(1)` of one seed state, in NumPy.
+
+    `counter_hash` restated in uint32 arithmetic (int32 wraps alike): the
+    reference every backend's draw must equal, bit for bit.
+    """
+    m1, m2, golden = (
+        np.uint32(c) for c in (0x85EBCA6B, 0xC2B2AE35, 0x9E3779B9)
+    )
+
+    def fmix(x):
+        x = x ^ (x >> np.uint32(16))
+        x = x * m1
+        x = x ^ (x >> np.uint32(13))
+        x = x * m2
+        return x ^ (x >> np.uint32(16))
+
+    with np.errstate(over="ignore"):
+        s0, s1 = np.asarray(state).astype(np.int64).astype(np.uint32)
+        k0 = fmix(np.array([s0 * golden + s1], np.uint32))[0]
+        k1 = fmix(np.array([k0 ^ s0], np.uint32))[0]
+        size = int(np.prod(shape))
+        index = np.arange((e - 1) * size, dtype=np.uint32)
+        bits = fmix(fmix(index ^ k0) + k1)
+    u = (bits >> np.uint32(9)).astype(np.float32) * np.float32(2**-23)
+    u = (u + np.float32(2**-24)).reshape((e - 1,) + tuple(shape))
+    s = np.sort(u, axis=0)
+    gaps = [s[0]] + [s[j] - s[j - 1] for j in range(1, e - 1)]
+    return np.stack(gaps + [np.float32(1.0) - s[-1]])
+
+
+@pytest.mark.parametrize(
+    "n, units, e", [(8, 5, 3), (40, 30, 4), (255, 256, 3), (256, 256, 3)]
+)
+def test_every_backend_draws_the_same_p_from_one_seed(n, units, e):
+    # Small kernels, kernels just below TensorFlow's fusion threshold and at
+    # it: one seed state gives one `p` on TensorFlow, JAX and PyTorch, the
+    # counter hash's (so a run's draws do not depend on its backend).
+    layer, state, p, p0 = replayed_dense(n, units, e, seed=5)
+    expected = hashed_p(state, (n, units), e)
+    np.testing.assert_array_equal(p, expected)
+    # The training call drew it too (`replayed_dense` compares `p0`).
+    np.testing.assert_allclose(p0, expected[0], atol=1e-6)
+
+
 @pytest.mark.parametrize("units", [255, 256])
 def test_p_on_both_sides_of_tensorflows_fusion_threshold_is_replayed(units):
-    # 256 x 255 kernels draw from TensorFlow's own generator, 256 x 256
-    # ones from the hash inside XLA clusters (FUSE_MIN_ELEMENTS = 2**16);
-    # elsewhere both are one path. Either way the draw is Dirichlet(1) and
-    # `sample_probabilities` replays it.
+    # 256 x 255 kernels hash their spacings in a bucket cluster and mix with
+    # plain ops on TensorFlow, 256 x 256 ones hash and mix inside fused XLA
+    # clusters (FUSE_MIN_ELEMENTS = 2**16); elsewhere both are one path.
+    # Either way the draw is Dirichlet(1) and `sample_probabilities`
+    # replays it.
     e = 3
     _, _, p, p0 = replayed_dense(256, units, e, seed=2)
     mean, var = dirichlet_marginal(e, 1.0)

@@ -7,6 +7,7 @@ import pytest
 import keras_mk
 from keras_mk import sampling
 from keras_mk.sampling import simplex
+from keras_mk.sampling import tensorflow_backend
 from keras_mk.sampling import torch_backend
 
 BACKEND = keras.backend.backend()
@@ -83,8 +84,13 @@ def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
     # Every backend's path sorts the uniforms and mixes through these. The
     # compiled draw-and-mix is shared per kernel shape and traced once: a
     # fresh one is traced (with the spies) here and dropped afterwards.
-    sampling.sampled_mix_for.cache_clear()
-    request.addfinalizer(sampling.sampled_mix_for.cache_clear)
+    # So is TensorFlow's cluster of a small kernel's spacings (per bucket).
+    for cached in (
+        sampling.sampled_mix_for,
+        tensorflow_backend.bucket_spacings,
+    ):
+        cached.cache_clear()
+        request.addfinalizer(cached.cache_clear)
     monkeypatch.setattr(simplex, "sort_elementwise", spy_sort)
     monkeypatch.setattr(simplex, "telescoping_mix", spy_mix(telescope))
     monkeypatch.setattr(torch_backend, "mix", spy_mix(torch_mix))

@@ -105,7 +105,11 @@ def test_benchmark_memory_counts_every_copy_and_its_optimizer_state(
     assert {row[0] for row in rows} == {"| PyTorch"}
     # The training step, where the time went, and the memory table.
     training, breakdown, state = rows
-    assert training[3].startswith("**") and len(training) == 9
+    assert training[3].startswith("**") and len(training) == 10
+    # The verdict over the runs, then MK minus its floor.
+    entry = report["backends"][BACKEND]["models"]["mlp"]
+    assert training[8] == entry["verdict"]
+    assert training[9].startswith(f"{entry['above_floor']['median']:+.2f}x")
     mk_ms = report["backends"][BACKEND]["models"]["mlp"]["train"]["mk_e3"]
     assert breakdown[5] == f"{mk_ms['median_ms']:.1f}"
     mib = [round(memory[v]["state_bytes"] / 2**20, 1) for v in memory]

@@ -71,7 +71,6 @@ TARGET_EXPANSION = 3
 # for A3, +0.10x else).
 FLOOR_MARGINS = {"mlp": 0.30}
 FLOOR_MARGIN = 0.10
-VERDICTS = ("met", "missed", "inconclusive")
 UNIFORM_LABEL = f"mk_e{TARGET_EXPANSION}_uniform"
 # `probability_sharing` modes measured beside the exact (per-element) MK.
 SHARINGS = ("unit", "layer")
@@ -465,8 +464,11 @@ def combine_runs(runs):
 
 
 def verdict(values, limit):
-    """ "met" when every run is within `limit`, "missed" when none is,
-    "inconclusive" when the runs fall on both sides of it."""
+    """The verdict of runs' `values` against `limit`.
+
+    "met" when every run is within `limit`, "missed" when none is,
+    "inconclusive" when the runs fall on both sides of it.
+    """
     if max(values) <= limit:
         return "met"
     if min(values) > limit:

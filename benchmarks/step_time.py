@@ -528,31 +528,30 @@ def _ratio_cell(row):
     return cell + ")"
 
 
-def _verdict_cell(name, entry):
-    """The target's verdict over the runs (results of any format)."""
-    found = verdicts(name, entry).get("verdict")
-    if found is None:
-        met = entry.get("target_met")
-        return "-" if met is None else ("met" if met else "missed")
-    return found
+def _verdict_cells(name, entry):
+    """The row's verdict over the runs and its "MK - inherent" cell.
 
-
-def _floor_cell(name, entry):
-    """MK's ratio minus the inherent one, its margin and verdict."""
+    Results of any format: the verdicts are derived from the runs
+    (`verdicts`); a file without them falls back to `target_met`.
+    """
     found = verdicts(name, entry)
+    verdict_cell = found.get("verdict")
+    if verdict_cell is None:
+        met = entry.get("target_met")
+        verdict_cell = "-" if met is None else ("met" if met else "missed")
     above = found.get("above_floor")
     if above is None:
-        return "-"
-    cell = f"{above['median']:+.2f}x"
+        return verdict_cell, "-"
+    floor_cell = f"{above['median']:+.2f}x"
     if above["max"] > above["min"]:
-        cell += f" [{above['min']:+.2f}, {above['max']:+.2f}]"
+        floor_cell += f" [{above['min']:+.2f}, {above['max']:+.2f}]"
     if found["floor_above_target"]:
         # The target is out of reach: judged by the margin instead.
-        cell += (
+        floor_cell += (
             f" (floor above target; <= +{found['floor_margin']:.2f}x: "
             f"{found['floor_verdict']})"
         )
-    return cell
+    return verdict_cell, floor_cell
 
 
 def _mb(n):
@@ -596,7 +595,7 @@ def format_table(report):
                 _ratio_cell(train.get(lb)) for lb in SHARING_LABELS.values()
             ]
             row.append(f"<= {entry['target_ratio']:.2f}x")
-            row += [_verdict_cell(name, entry), _floor_cell(name, entry)]
+            row += list(_verdict_cells(name, entry))
             lines.append("| " + " | ".join(row) + " |")
         memory = {
             n: e["memory"] for n, e in result["models"].items() if "memory" in e
@@ -714,7 +713,8 @@ def format_docs(reports):
                     for label in (UNIFORM_LABEL, *SHARING_LABELS.values())
                 )
                 + f" | <= {entry['target_ratio']:.2f}x | "
-                + f"{_verdict_cell(key, entry)} | {_floor_cell(key, entry)} |"
+                + " | ".join(_verdict_cells(key, entry))
+                + " |"
             )
         split = _time_split(entry)
         if split is not None:

@@ -11,7 +11,6 @@ On JAX it replaces `jax.random`, whose default threefry generator costs
 
 import numbers
 
-import keras
 import numpy as np
 from keras import ops
 
@@ -44,7 +43,7 @@ def seed_state(seed):
     `seed`: a `SeedGenerator` (or an object with its `next()`, as
     `rows`' given state), an int, or a seed-state tensor.
     """
-    if isinstance(seed, keras.random.SeedGenerator) or hasattr(seed, "next"):
+    if hasattr(seed, "next"):  # a `SeedGenerator`, or one like it
         state = seed.next()
     elif isinstance(seed, numbers.Integral):
         state = np.array([seed & 0xFFFFFFFF, 0], "uint32").view("int32")

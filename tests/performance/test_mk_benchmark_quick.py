@@ -203,7 +203,7 @@ def test_step_time_verdict_holds_only_when_every_run_agrees(mk_ms, expected):
     entry = _combined((100.0,) * 3, mk_ms, (101.0,) * 3)
     assert entry["verdict"] == expected
     assert entry["target_met"] == (entry["train"]["mk_e3"]["ratio"] <= 1.10)
-    assert step_time._verdict_cell("transformer", entry) == expected
+    assert step_time._verdict_cells("transformer", entry)[0] == expected
     assert not entry["floor_above_target"]
 
 
@@ -222,7 +222,7 @@ def test_step_time_judges_mk_above_its_floor_where_the_floor_misses():
     assert above["max"] == pytest.approx(0.09)
     assert entry["floor_margin"] == 0.10
     assert entry["floor_verdict"] == "met"
-    cell = step_time._floor_cell("transformer", entry)
+    cell = step_time._verdict_cells("transformer", entry)[1]
     assert cell == "+0.09x [+0.08, +0.09] (floor above target; <= +0.10x: met)"
     # A results file written before the verdicts were stored: the same.
     old = {
@@ -230,8 +230,8 @@ def test_step_time_judges_mk_above_its_floor_where_the_floor_misses():
         for k, v in entry.items()
         if k not in step_time.verdicts("transformer", entry)
     }
-    assert step_time._floor_cell("transformer", old) == cell
-    assert step_time._verdict_cell("transformer", old) == "missed"
+    assert step_time._verdict_cells("transformer", old)[1] == cell
+    assert step_time._verdict_cells("transformer", old)[0] == "missed"
 
 
 def test_first_step_refuses_two_results_files_before_measuring(capsys):

@@ -4,7 +4,7 @@ Keras's train step runs without XLA on the CPU, so the draw, the spacings
 and the mix would each be a pass over the kernel. Here, for a kernel of at
 least `FUSE_MIN_ELEMENTS`, the counter hash, the spacings, the mix and its
 gradient are compiled by XLA (nested `tf.function(jit_compile=True)`) and
-fuse into one loop per part of the kernel; the rest of the model runs as
+fuse into one loop forward and one backward; the rest of the model runs as
 before. A smaller kernel hashes its sorted uniforms in one cluster shared
 by every size of a power-of-two bucket (`hashed_spacings`) and mixes with
 plain ops. Every kernel draws the counter hash, as on JAX and PyTorch: the
@@ -19,7 +19,6 @@ from keras import ops
 
 from keras_mk.sampling import counter_hash
 from keras_mk.sampling import simplex
-from keras_mk.sampling.cores import available_cores
 
 # A kernel of fewer elements is not fused: its sorted uniforms come from
 # one bucket cluster (`hashed_spacings`) and the mix is a few plain ops.
@@ -38,11 +37,6 @@ FUSE_MIN_ELEMENTS = 1 << 16
 # elements hashes this many (a few microseconds), so tiny kernels (a
 # squeeze-excite block's) share one cluster.
 MIN_BUCKET = 1 << 10
-# A kernel of at least this many elements is split into one XLA cluster per
-# core: TensorFlow runs independent clusters concurrently, while one
-# cluster runs on one thread (XLA:CPU does not parallelise element-wise
-# loops; TensorFlow's own kernels use every core).
-SPLIT_MIN_ELEMENTS = 1 << 17
 
 
 def generator_uniforms(shape, seed):
@@ -67,23 +61,15 @@ def generator_uniforms(shape, seed):
     )
 
 
-def parts(size):
-    """`[(start, stop)]`: the flat kernel's parts, one per XLA cluster."""
-    count = available_cores() if size >= SPLIT_MIN_ELEMENTS else 1
-    bounds = np.linspace(0, size, count + 1).astype(int)
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-def chunk_spacings(state, size, start, length, count):
-    """Sorted uniforms of elements `[start, start + length)` of a draw of
-    `size` (`start` and `size` ints or int32 scalar tensors).
+def chunk_spacings(state, size, length, count):
+    """Sorted uniforms of the first `length` elements of a draw of `size`
+    (`size` an int or an int32 scalar tensor).
 
     The same values as `sample_spacings((size,), count + 1, state,
-    hashed=True)[j][start:start + length]`: the hash of the global element
-    index.
+    hashed=True)[j][:length]`: the hash of the element index.
     """
     k0, k1 = counter_hash.hash_keys(state)
-    index = ops.add(ops.arange(0, length, dtype="int32"), start)
+    index = ops.arange(0, length, dtype="int32")
     u = []
     for j in range(count):
         offset = j * size
@@ -113,7 +99,7 @@ def bucket_spacings(length, count):
     bucket, not per kernel size."""
 
     def spacings(state, size):
-        return ops.stack(chunk_spacings(state, size, 0, length, count))
+        return ops.stack(chunk_spacings(state, size, length, count))
 
     return compiled(spacings)
 
@@ -149,64 +135,50 @@ def compiled(function):
 
 
 @functools.cache
-def fused_parts(size, expansion):
-    """The XLA clusters of a flat kernel of `size` elements.
+def fused_clusters(size, expansion):
+    """The forward and backward XLA clusters of a flat kernel of `size`.
 
-    One forward and one backward cluster per part *length* (see `parts`:
-    the parts of a kernel have one length, or two that differ by one
-    element), the part's start a runtime argument. They depend on the
-    kernel's size only, not its shape (the hash indexes the flat kernel),
-    so kernels of one size share them: each is traced and compiled once
-    per model (ResNet50: 14 fused kernel shapes, 9 sizes), and again only
-    for another dtype.
+    They depend on the kernel's size only, not its shape (the hash indexes
+    the flat kernel), so kernels of one size share them: each is traced
+    and compiled once per model (ResNet50: 14 fused kernel shapes, 9
+    sizes), and again only for another dtype.
+
+    A kernel is not cut into parts, one per core (as until 2026-12-01):
+    TensorFlow already runs independent clusters (the kernels') on all
+    cores, and joining the parts was a pass over the kernel; measured on
+    2 cores, uncut was faster on every model, and its first step shorter
+    (`docs/performance.md`).
 
     Returns:
-        `(bounds, forwards, backwards)`: the parts' `(start, stop)`, and
-        dicts `length -> cluster`: `forwards[length](state, start,
-        *flat_copies)` returns that part of the flat mixed kernel,
-        `backwards[length](state, start, flat_upstream)` that part of each
-        copy's gradient.
+        `(forward, backward)`: `forward(state, *flat_copies)` returns the
+        flat mixed kernel, `backward(state, flat_upstream)` each copy's
+        flat gradient.
     """
-    import tensorflow as tf
-
     count = expansion - 1
 
-    def forward_of(length):
-        def forward(state, start, *flat):
-            s = chunk_spacings(state, size, start, length, count)
-            s = [ops.cast(x, flat[0].dtype) for x in s]
-            chunk = [tf.slice(c, [start], [length]) for c in flat]
-            return simplex.telescoping_mix(chunk, s)
+    def forward(state, *flat):
+        s = chunk_spacings(state, size, size, count)
+        s = [ops.cast(x, flat[0].dtype) for x in s]
+        return simplex.telescoping_mix(list(flat), s)
 
-        return compiled(forward)
+    def backward(state, upstream):
+        s = chunk_spacings(state, size, size, count)
+        s = [ops.cast(x, upstream.dtype) for x in s]
+        return tuple(ops.multiply(upstream, p) for p in simplex.gaps(s))
 
-    def backward_of(length):
-        def backward(state, start, upstream):
-            s = chunk_spacings(state, size, start, length, count)
-            s = [ops.cast(x, upstream.dtype) for x in s]
-            chunk = tf.slice(upstream, [start], [length])
-            return tuple(ops.multiply(chunk, p) for p in simplex.gaps(s))
-
-        return compiled(backward)
-
-    bounds = [(int(a), int(b)) for a, b in parts(size)]
-    lengths = sorted({b - a for a, b in bounds})
-    forwards = {n: forward_of(n) for n in lengths}
-    backwards = {n: backward_of(n) for n in lengths}
-    return bounds, forwards, backwards
+    return compiled(forward), compiled(backward)
 
 
 def fused_mix(shape, expansion, sampled_mix):
     """The draw, the mix and its gradient of a kernel of `shape`, fused.
 
-    The kernel is flattened and cut into contiguous parts (one per core
-    for a large kernel); each part is one XLA cluster that hashes its
-    elements' uniforms, sorts them and mixes (forward) or multiplies the
-    upstream gradient by `p_k` (backward), recomputing the uniforms from
-    the seed state instead of keeping them between the passes. The values
-    are those of `sampled_mix(copies, state, shape, hashed=True)`, which
-    also serves a `p` broadcast along some axes of the copies. The
-    clusters are shared by every kernel of the same size (`fused_parts`).
+    The kernel is flattened; one XLA cluster hashes its elements' uniforms,
+    sorts them and mixes (forward), another multiplies the upstream
+    gradient by `p_k` (backward), recomputing the uniforms from the seed
+    state instead of keeping them between the passes. The values are
+    those of `sampled_mix(copies, state, shape, hashed=True)`, which also
+    serves a `p` broadcast along some axes of the copies. The clusters
+    are shared by every kernel of the same size (`fused_clusters`).
 
     Returns:
         A function `(copies, seed_generator) -> mixed kernel`.
@@ -214,32 +186,15 @@ def fused_mix(shape, expansion, sampled_mix):
     import tensorflow as tf
 
     size = int(np.prod(shape))
-    bounds, forwards, backwards = fused_parts(size, expansion)
-    starts = [(a, b - a) for a, b in bounds]
+    forward, backward = fused_clusters(size, expansion)
 
     @tf.custom_gradient
     def mix(state, *copies):
-        flat = [tf.reshape(c, (size,)) for c in copies]
-        out = [
-            forwards[n](state, tf.constant(a, tf.int32), *flat)
-            for a, n in starts
-        ]
-        out = out[0] if len(out) == 1 else tf.concat(out, 0)
+        out = forward(state, *[tf.reshape(c, (size,)) for c in copies])
 
         def grad(upstream):
-            upstream = tf.reshape(upstream, (size,))
-            pieces = [
-                backwards[n](state, tf.constant(a, tf.int32), upstream)
-                for a, n in starts
-            ]
-            grads = [
-                tf.reshape(
-                    piece[0] if len(pieces) == 1 else tf.concat(piece, 0),
-                    shape,
-                )
-                for piece in zip(*pieces)
-            ]
-            return (None, *grads)
+            grads = backward(state, tf.reshape(upstream, (size,)))
+            return (None, *[tf.reshape(g, shape) for g in grads])
 
         return tf.reshape(out, shape), grad
 

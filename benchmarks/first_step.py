@@ -29,6 +29,12 @@ TensorFlow, an optimizer built inside the first trace creates variables
 there, and `tf.function` then traces the train step a second time (the
 first graph is discarded); built before, the step is traced once.
 
+`--floor` also times the *inherent* variant (the copies, their mean as
+the kernel and the optimizer on `e` times the kernels; no draw, no mix:
+`probabilities="uniform"`), as `benchmarks.step_time` does for the step:
+what MK's first step costs before any sampling. The table shows it as
+"floor".
+
 `--fresh-compile-cache` gives every process an empty TorchInductor cache
 (`TORCHINDUCTOR_CACHE_DIR`): the first run on a new machine, where PyTorch
 compiles MK's draw-and-mix loops from scratch (C++). Without it, processes
@@ -54,6 +60,8 @@ from benchmarks.common import BACKENDS
 
 MODELS = ("efficientnetb0", "mobilenetv3small", "resnet50", "transformer")
 VARIANTS = ("plain", "mk")
+# With `--floor`: MK without sampling (the copies and their mean).
+FLOOR = "inherent"
 EXPANSION = 3
 # The target: MK's first step at most 1.3x plain's, or at most 5 s more.
 TARGET_RATIO, TARGET_SECONDS = 1.3, 5.0
@@ -87,6 +95,11 @@ def parse_args(argv=None):
         action="store_true",
         help="an empty TorchInductor cache in every process (a new machine)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the inherent variant (the copies, no sampling)",
+    )
     parser.add_argument("--report", action="store_true")
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--worker-output", help=argparse.SUPPRESS)
@@ -115,6 +128,10 @@ def run_worker(model_name, variant, optimizer, build_optimizer, output):
     model, x, y, batch = models.build(model_name, "full")
     if variant == "mk":
         model = keras_mk.clone_model(model, expansion=EXPANSION, seed=0)
+    elif variant == FLOOR:
+        model = keras_mk.clone_model(
+            model, expansion=EXPANSION, probabilities="uniform"
+        )
     built = time.perf_counter()
     model.compile(
         optimizer=models.optimizer(model_name, optimizer),
@@ -167,12 +184,13 @@ def _measure(backend, model_name, variant, args):
 def run_driver(args):
     from tqdm.auto import tqdm
 
+    variants = VARIANTS + ((FLOOR,) if args.floor else ())
     jobs = [
         (backend, model_name, variant)
         for backend in args.backends
         for model_name in args.models
         for _ in range(args.runs)
-        for variant in VARIANTS
+        for variant in variants
     ]
     found = {}
     for backend, model_name, variant in tqdm(jobs, desc="first steps"):
@@ -191,7 +209,7 @@ def run_driver(args):
         for model_name in args.models:
             data["models"][model_name] = {
                 variant: found[(backend, model_name, variant)]
-                for variant in VARIANTS
+                for variant in variants
             }
         common.write_json(data, path)
     print("\n".join(format_table(common.read_results(name))))
@@ -238,6 +256,9 @@ def format_table(results):
             ]
             if None not in second:
                 text += f"; 2nd step {second[0]:.2f} -> {second[1]:.2f}"
+            floor = _fastest(runs.get(FLOOR, []))
+            if floor is not None:
+                text += f"; floor {floor:.1f} ({floor - plain:+.1f} s)"
             cells.append(text)
         lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
     return lines

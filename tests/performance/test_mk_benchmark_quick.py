@@ -138,7 +138,11 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
     results = {
         "jax": {
             "models": {
-                "resnet50": {"plain": runs(20.0, 18.0), "mk": runs(30.0)},
+                "resnet50": {
+                    "plain": runs(20.0, 18.0),
+                    "mk": runs(30.0),
+                    "inherent": runs(25.0, 23.5),
+                },
                 "transformer": {
                     "plain": [{"seconds": 10.0, "second_step_seconds": 0.5}],
                     "mk": [{"seconds": 14.0, "second_step_seconds": 9.25}],
@@ -155,6 +159,10 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
     assert "18.0 -> 30.0 (1.67x, +12.0 s)" in rows["resnet50"]
     assert "**" not in rows["resnet50"]
     assert "**10.0 -> 14.0 (1.40x, +4.0 s)**" in rows["transformer"]
+    # The floor (`--floor`: the copies without sampling), its fastest run,
+    # where measured.
+    assert rows["resnet50"].endswith("; floor 23.5 (+5.5 s) |")
+    assert "floor" not in rows["transformer"]
     # The second step where recorded (PyTorch compiles its grouped draw).
     assert "2nd step 0.50 -> 9.25" in rows["transformer"]
     assert "2nd step" not in rows["resnet50"]

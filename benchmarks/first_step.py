@@ -258,7 +258,9 @@ def format_table(results):
                 text += f"; 2nd step {second[0]:.2f} -> {second[1]:.2f}"
             floor = _fastest(runs.get(FLOOR, []))
             if floor is not None:
-                text += f"; floor {floor:.1f} ({floor - plain:+.1f} s)"
+                # Rounded first: a floor a hair under plain reads +0.0 s.
+                above = round(floor - plain, 1) + 0.0
+                text += f"; floor {floor:.1f} ({above:+.1f} s)"
             cells.append(text)
         lines.append(f"| {model_name} | " + " | ".join(cells) + " |")
     return lines

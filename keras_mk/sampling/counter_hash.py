@@ -16,9 +16,11 @@ from keras import ops
 
 # MurmurHash3's 32-bit finaliser constants (and the golden ratio), as int32:
 # int32 arithmetic wraps on every backend, uint32 is not supported by all.
-_M1 = np.int32(np.uint32(0x85EBCA6B).view(np.int32))
-_M2 = np.int32(np.uint32(0xC2B2AE35).view(np.int32))
-_GOLDEN = np.int32(np.uint32(0x9E3779B9).view(np.int32))
+# The one source of the hash's constants: `torch_backend`'s restatement of
+# the hash in PyTorch operators reads them here.
+MIX_1 = np.int32(np.uint32(0x85EBCA6B).view(np.int32))
+MIX_2 = np.int32(np.uint32(0xC2B2AE35).view(np.int32))
+GOLDEN = np.int32(np.uint32(0x9E3779B9).view(np.int32))
 MAX_ELEMENTS = 2**31 - 1
 
 
@@ -31,9 +33,9 @@ def _shift_right_logical(x, bits):
 def _fmix32(x):
     """MurmurHash3's finaliser: a bijection of int32 with full avalanche."""
     x = ops.bitwise_xor(x, _shift_right_logical(x, 16))
-    x = ops.multiply(x, _M1)
+    x = ops.multiply(x, MIX_1)
     x = ops.bitwise_xor(x, _shift_right_logical(x, 13))
-    x = ops.multiply(x, _M2)
+    x = ops.multiply(x, MIX_2)
     return ops.bitwise_xor(x, _shift_right_logical(x, 16))
 
 
@@ -55,7 +57,7 @@ def seed_state(seed):
 def hash_keys(seed):
     """The two keys `(k0, k1)` of one draw, from a seed (see `seed_state`)."""
     state = seed_state(seed)
-    k0 = _fmix32(ops.add(ops.multiply(state[0], _GOLDEN), state[1]))
+    k0 = _fmix32(ops.add(ops.multiply(state[0], GOLDEN), state[1]))
     k1 = _fmix32(ops.bitwise_xor(k0, state[0]))
     return k0, k1
 

@@ -31,7 +31,8 @@ from keras_mk.sampling import counter_hash
 
 # The hash's constants as Python ints (TorchDynamo traces them as such).
 _M1, _M2, _GOLDEN = (
-    int(c) for c in (counter_hash._M1, counter_hash._M2, counter_hash._GOLDEN)
+    int(c)
+    for c in (counter_hash.MIX_1, counter_hash.MIX_2, counter_hash.GOLDEN)
 )
 # Defined once, on first use: a training call is on the hot path.
 _FUNCTIONS = {}

@@ -14,6 +14,8 @@ import numbers
 import numpy as np
 from keras import ops
 
+from keras_mk.sampling import simplex
+
 # MurmurHash3's 32-bit finaliser constants (and the golden ratio), as int32:
 # int32 arithmetic wraps on every backend, uint32 is not supported by all.
 # The one source of the hash's constants: `torch_backend`'s restatement of
@@ -69,6 +71,35 @@ def hash_to_uniform(index, k0, k1):
     # largest value is 1 - 2**-24, never 1.0 (24 bits would round to 1.0).
     top = ops.cast(_shift_right_logical(bits, 9), "float32")
     return ops.add(ops.multiply(top, np.float32(2**-23)), np.float32(2**-24))
+
+
+def spacings_at(state, index, size, count):
+    """Sorted uniforms of the elements `index` of a hashed draw of `size`.
+
+    Uniform `j` of element `i` is the hash of `i + j * size`, so these are
+    `sample_spacings((size,), count + 1, state, hashed=True)` taken at the
+    int32 flat indices `index`: a part of a draw computed alone (one
+    bucket or kernel's XLA cluster, the rows an embedding lookup gathers).
+    `torch_backend.spacings_at` restates it in PyTorch operators.
+
+    Args:
+        state: a seed (see `seed_state`).
+        index: int32 flat element indices, any shape.
+        size: the draw's elements, an int or an int32 scalar tensor.
+        count: the uniforms per element, `expansion - 1`.
+
+    Returns:
+        A list of `count` float32 tensors shaped as `index`, sorted
+        element-wise.
+    """
+    k0, k1 = hash_keys(state)
+    u = []
+    for j in range(count):
+        offset = j * size
+        if isinstance(offset, (int, np.integer)):
+            offset = np.int32(offset)
+        u.append(hash_to_uniform(ops.add(index, offset), k0, k1))
+    return simplex.sort_elementwise(u)
 
 
 def hashed_uniforms(shape, seed):

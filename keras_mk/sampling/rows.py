@@ -46,7 +46,7 @@ def gathered_spacings(ids, p_shape, count, state):
 
     The same values as `sample_spacings(p_shape, count + 1, state,
     hashed=True)` taken at rows `ids` (uniform `j` of element `i` is the
-    hash of `i + j * size`, as in `tensorflow_backend.chunk_spacings`).
+    hash of `i + j * size`: `counter_hash.spacings_at`).
 
     Args:
         ids: int32 row ids (non-negative), any shape.
@@ -76,13 +76,8 @@ def gathered_spacings(ids, p_shape, count, state):
 
 def _spacings(ids, p_shape, count, state):
     size = int(np.prod(p_shape))
-    k0, k1 = counter_hash.hash_keys(state)
     index = element_index(ids, p_shape)
-    u = [
-        counter_hash.hash_to_uniform(ops.add(index, np.int32(j * size)), k0, k1)
-        for j in range(count)
-    ]
-    return simplex.sort_elementwise(u)
+    return counter_hash.spacings_at(state, index, size, count)
 
 
 @functools.cache

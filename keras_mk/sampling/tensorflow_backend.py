@@ -61,22 +61,11 @@ def generator_uniforms(shape, seed):
     )
 
 
-def chunk_spacings(state, size, length, count):
-    """Sorted uniforms of the first `length` elements of a draw of `size`
-    (`size` an int or an int32 scalar tensor).
-
-    The same values as `sample_spacings((size,), count + 1, state,
-    hashed=True)[j][:length]`: the hash of the element index.
-    """
-    k0, k1 = counter_hash.hash_keys(state)
+def leading_spacings(state, size, length, count):
+    """`counter_hash.spacings_at` the first `length` elements of a draw of
+    `size` (an int or an int32 scalar tensor)."""
     index = ops.arange(0, length, dtype="int32")
-    u = []
-    for j in range(count):
-        offset = j * size
-        if isinstance(offset, (int, np.integer)):
-            offset = np.int32(offset)
-        u.append(counter_hash.hash_to_uniform(ops.add(index, offset), k0, k1))
-    return simplex.sort_elementwise(u)
+    return counter_hash.spacings_at(state, index, size, count)
 
 
 def bucket(size):
@@ -99,7 +88,7 @@ def bucket_spacings(length, count):
     bucket, not per kernel size."""
 
     def spacings(state, size):
-        return ops.stack(chunk_spacings(state, size, length, count))
+        return ops.stack(leading_spacings(state, size, length, count))
 
     return compiled(spacings)
 
@@ -158,12 +147,12 @@ def fused_clusters(size, expansion):
     count = expansion - 1
 
     def forward(state, *flat):
-        s = chunk_spacings(state, size, size, count)
+        s = leading_spacings(state, size, size, count)
         s = [ops.cast(x, flat[0].dtype) for x in s]
         return simplex.telescoping_mix(list(flat), s)
 
     def backward(state, upstream):
-        s = chunk_spacings(state, size, size, count)
+        s = leading_spacings(state, size, size, count)
         s = [ops.cast(x, upstream.dtype) for x in s]
         return tuple(ops.multiply(upstream, p) for p in simplex.gaps(s))
 

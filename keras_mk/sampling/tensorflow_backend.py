@@ -63,7 +63,7 @@ def generator_uniforms(shape, seed):
 
 def leading_spacings(state, size, length, count):
     """`counter_hash.spacings_at` the first `length` elements of a draw of
-    `size` (an int or an int32 scalar tensor)."""
+    `size` (each an int or an int32 scalar tensor)."""
     index = ops.arange(0, length, dtype="int32")
     return counter_hash.spacings_at(state, index, size, count)
 
@@ -114,23 +114,29 @@ def hashed_spacings(shape, count, seed):
     return tf.unstack(s, count)
 
 
-def compiled(function):
+def compiled(function, input_signature=None):
     """`function` as one XLA cluster (a `tf.function`, `jit_compile=True`)."""
     import tensorflow as tf
 
     return tf.function(
-        function, jit_compile=True, autograph=False, reduce_retracing=True
+        function,
+        input_signature=input_signature,
+        jit_compile=True,
+        autograph=False,
+        reduce_retracing=True,
     )
 
 
 @functools.cache
-def fused_clusters(size, expansion):
-    """The forward and backward XLA clusters of a flat kernel of `size`.
+def fused_clusters(expansion, dtype, state_dtype):
+    """The forward and backward XLA clusters of a flat kernel, any size.
 
-    They depend on the kernel's size only, not its shape (the hash indexes
-    the flat kernel), so kernels of one size share them: each is traced
-    and compiled once per model (ResNet50: 14 fused kernel shapes, 9
-    sizes), and again only for another dtype.
+    Traced once, for a flat kernel of any length: the hash indexes the
+    flat kernel, so its shape does not matter, and the length is read
+    inside the cluster, where XLA knows it. XLA compiles them once per
+    kernel size at the first step (ResNet50: 9 sizes), but the Python
+    trace is done once per model, not once per size (until 2026-12-02:
+    each size its own pair, ~27 ms of tracing each).
 
     A kernel is not cut into parts, one per core (as until 2026-12-01):
     TensorFlow already runs independent clusters (the kernels') on all
@@ -139,24 +145,38 @@ def fused_clusters(size, expansion):
     large `Dense` kernels, and the first step shorter
     (`docs/performance.md`).
 
+    Args:
+        expansion: the number of copies.
+        dtype: the copies' `tf.DType`.
+        state_dtype: the seed state's `tf.DType`.
+
     Returns:
         `(forward, backward)`: `forward(state, *flat_copies)` returns the
         flat mixed kernel, `backward(state, flat_upstream)` each copy's
         flat gradient.
     """
+    import tensorflow as tf
+
     count = expansion - 1
+    state_spec = tf.TensorSpec((2,), state_dtype)
+    flat_spec = tf.TensorSpec((None,), dtype)
 
     def forward(state, *flat):
+        size = tf.size(flat[0], out_type=tf.int32)
         s = leading_spacings(state, size, size, count)
-        s = [ops.cast(x, flat[0].dtype) for x in s]
+        s = [ops.cast(x, dtype) for x in s]
         return simplex.telescoping_mix(list(flat), s)
 
     def backward(state, upstream):
+        size = tf.size(upstream, out_type=tf.int32)
         s = leading_spacings(state, size, size, count)
-        s = [ops.cast(x, upstream.dtype) for x in s]
+        s = [ops.cast(x, dtype) for x in s]
         return tuple(ops.multiply(upstream, p) for p in simplex.gaps(s))
 
-    return compiled(forward), compiled(backward)
+    return (
+        compiled(forward, [state_spec] + [flat_spec] * expansion),
+        compiled(backward, [state_spec, flat_spec]),
+    )
 
 
 def fused_mix(shape, expansion, sampled_mix):
@@ -168,7 +188,7 @@ def fused_mix(shape, expansion, sampled_mix):
     state instead of keeping them between the passes. The values are
     those of `sampled_mix(copies, state, shape, hashed=True)`, which also
     serves a `p` broadcast along some axes of the copies. The clusters
-    are shared by every kernel of the same size (`fused_clusters`).
+    are shared by every kernel (`fused_clusters`).
 
     Returns:
         A function `(copies, seed_generator) -> mixed kernel`.
@@ -176,10 +196,12 @@ def fused_mix(shape, expansion, sampled_mix):
     import tensorflow as tf
 
     size = int(np.prod(shape))
-    forward, backward = fused_clusters(size, expansion)
 
     @tf.custom_gradient
     def mix(state, *copies):
+        forward, backward = fused_clusters(
+            expansion, copies[0].dtype, state.dtype
+        )
         out = forward(state, *[tf.reshape(c, (size,)) for c in copies])
 
         def grad(upstream):

@@ -154,30 +154,41 @@ def test_p_on_both_sides_of_tensorflows_fusion_threshold_is_replayed(units):
     np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
 
 
-def test_kernels_of_one_size_share_clusters_and_keep_their_own_draws():
-    # 512 x 256 and 256 x 512: one size, two shapes. On TensorFlow they
-    # share the fused XLA clusters (traced and compiled once); each layer's
-    # draw is still its own shape's, replayed by `sample_probabilities`.
+def test_kernels_share_clusters_and_keep_their_own_draws():
+    # 512 x 256 and 256 x 512 (one size, two shapes) and 384 x 256 (another
+    # size). On TensorFlow every kernel shares the fused XLA clusters,
+    # traced once whatever its size (XLA compiles them per size); each
+    # layer's draw is still its own shape's, replayed by
+    # `sample_probabilities`.
     e = 3
-    first = replayed_dense(512, 256, e, seed=4)
-    second = replayed_dense(256, 512, e, seed=4)
-    for _, _, p, p0 in (first, second):
+    drawn = [
+        replayed_dense(512, 256, e, seed=4),
+        replayed_dense(256, 512, e, seed=4),
+        replayed_dense(384, 256, e, seed=4),
+    ]
+    for _, _, p, p0 in drawn:
         mean, var = dirichlet_marginal(e, 1.0)
         assert abs(p0.mean() - mean) < 5 * np.sqrt(var / p0.size)
         np.testing.assert_allclose(p.sum(axis=0), 1.0, atol=1e-6)
     if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
         from keras_mk.sampling import tensorflow_backend
 
         assert sampling.sampled_mix_for((512, 256), e) is not (
             sampling.sampled_mix_for((256, 512), e)
         )
-        forward, backward = tensorflow_backend.fused_clusters(512 * 256, e)
-        assert tensorflow_backend.fused_clusters(256 * 512, e) == (
-            forward,
-            backward,
+        for layer, _, _, _ in drawn:
+            n = layer.kernel_copies[0].shape[0]
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer(tf.ones((2, n)), training=True))
+            grads = tape.gradient(loss, layer.kernel_copies)
+            assert all(g is not None for g in grads)
+        forward, backward = tensorflow_backend.fused_clusters(
+            e, tf.float32, tf.int64
         )
-        # Two training calls of each layer in one graph mode: one trace.
         assert forward.experimental_get_tracing_count() == 1
+        assert backward.experimental_get_tracing_count() == 1
 
 
 @pytest.mark.parametrize("e", [2, 3, 6])

@@ -27,6 +27,11 @@ SHAPES = [
     ((3, 3, 8, 16), (3, 3, 8, 16)),
     ((3, 3, 8, 16), (1, 1, 1, 16)),
     ((24, 16), (1, 1)),
+    ((24, 16), (24, 1)),  # along a trailing axis: the eager mix
+    # At least SHARED_MIN_ELEMENTS, shared along the leading axes: the
+    # compiled shared loops.
+    ((512, 256), (1, 256)),
+    ((3, 3, 128, 128), (1, 1, 1, 1)),
 ]
 
 
@@ -101,6 +106,24 @@ def test_one_compilation_serves_every_kernel_shape():
         for shape, p_shape in SHAPES[:3]:
             mix_and_gradients(shape, p_shape, 3, 1)
         mix_and_gradients((40, 96), (40, 96), 3, 2)
+
+
+def test_one_compilation_serves_every_large_kernel_sharing_p_per_unit():
+    import torch
+
+    # One `p` per output unit: `p` repeats along the kernel's leading
+    # axes; a large kernel mixes each row with it in one compiled loop.
+    assert torch_backend.repeats_along_leading_axes(
+        (3, 3, 8, 16), (1, 1, 1, 16)
+    )
+    assert torch_backend.repeats_along_leading_axes((24, 16), (1, 1))
+    assert not torch_backend.repeats_along_leading_axes((24, 16), (24, 1))
+    mix_and_gradients((3, 3, 128, 128), (1, 1, 1, 128), 3, 0)
+    assert "shared_forward" in torch_backend._COMPILED
+    with torch.compiler.set_stance("fail_on_recompile"):
+        mix_and_gradients((512, 256), (1, 256), 3, 1)
+        mix_and_gradients((16, 96, 128), (1, 1, 128), 3, 2)
+        mix_and_gradients((3, 3, 64, 256), (1, 1, 64, 256), 3, 3)
 
 
 def test_a_failed_compilation_warns_once_and_draws_the_same(monkeypatch):

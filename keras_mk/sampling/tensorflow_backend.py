@@ -22,10 +22,11 @@ from keras_mk.sampling import simplex
 
 # A kernel of fewer elements is not fused: its sorted uniforms come from
 # one bucket cluster (`hashed_spacings`) and the mix is a few plain ops.
-# Each fused kernel size costs two XLA compilations and two traced
-# functions at the first step, and two cluster launches per step after;
-# for the many small kernels of a mobile network (MobileNetV3Small: 41 of
-# its 54 below 16k elements) that costs more than fusion saves. Measured
+# Each fused kernel size costs two XLA compilations at the first step
+# (the traces are shared by every size), and two cluster launches per
+# step after; for the many small kernels of a mobile network
+# (MobileNetV3Small: 41 of its 54 below 16k elements) that costs more
+# than fusion saves. Measured
 # (`benchmarks/first_step.py`, TensorFlow, CPU, before and after
 # interleaved, `benchmarks/results/first_step_tensorflow_interleaved.txt`):
 # MK's first step on MobileNetV3Small 36.8 -> 20.4 s, EfficientNetB0

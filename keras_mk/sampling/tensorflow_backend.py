@@ -162,16 +162,16 @@ def fused_clusters(expansion, dtype, state_dtype):
     state_spec = tf.TensorSpec((2,), state_dtype)
     flat_spec = tf.TensorSpec((None,), dtype)
 
-    def forward(state, *flat):
-        size = tf.size(flat[0], out_type=tf.int32)
+    def spacings(state, flat):  # every element of `flat`'s draw
+        size = tf.size(flat, out_type=tf.int32)
         s = leading_spacings(state, size, size, count)
-        s = [ops.cast(x, dtype) for x in s]
-        return simplex.telescoping_mix(list(flat), s)
+        return [ops.cast(x, dtype) for x in s]
+
+    def forward(state, *flat):
+        return simplex.telescoping_mix(list(flat), spacings(state, flat[0]))
 
     def backward(state, upstream):
-        size = tf.size(upstream, out_type=tf.int32)
-        s = leading_spacings(state, size, size, count)
-        s = [ops.cast(x, dtype) for x in s]
+        s = spacings(state, upstream)
         return tuple(ops.multiply(upstream, p) for p in simplex.gaps(s))
 
     return (

@@ -122,18 +122,6 @@ def fused_backward(state, upstream, count):
     return _gaps_times(upstream, [x.to(upstream.dtype) for x in s])
 
 
-def shared_forward(s, *rows):
-    """`_telescope` of copies viewed as rows of `len(s[0])` elements, each
-    row mixed with the same `p` (the gaps of `s`): a `p` broadcast along
-    the kernel's leading axes, in one loop."""
-    return _telescope(rows, [x.to(rows[0].dtype) for x in s])
-
-
-def shared_backward(s, upstream):
-    """`_gaps_times` of an upstream viewed as rows, `p` shared by rows."""
-    return _gaps_times(upstream, [x.to(upstream.dtype) for x in s])
-
-
 def group_layout(sizes, device):
     """What `group_mix` needs to draw kernels of `sizes` laid end to end.
 
@@ -250,28 +238,6 @@ def _fused_function():
     return FusedMix
 
 
-def _shared_function():
-    import torch
-
-    class SharedMix(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, s, *rows):
-            ctx.s = s
-            rows = [r.detach() for r in rows]
-            return _run("shared_forward", shared_forward, s, *rows)
-
-        @staticmethod
-        def backward(ctx, upstream):
-            # Contiguous first, as `Mix` does: a 1x1 conv's upstream is
-            # a transposed view, which the loop would read out of order.
-            grads = _run(
-                "shared_backward", shared_backward, ctx.s, upstream.contiguous()
-            )
-            return (None, *grads)
-
-    return SharedMix
-
-
 def repeats_along_leading_axes(shape, p_shape):
     """Whether a `p` of `p_shape` broadcast to `shape` repeats every
     `prod(p_shape)` elements of the flat kernel: 1s on leading axes, the
@@ -339,10 +305,10 @@ def fused_mix(shape, expansion):
     The values are those of `sampled_mix(copies, state, shape,
     hashed=True)`, up to the rounding of the mix. A `p` broadcast along
     the leading axes of the copies (`shape` has 1s there: one `p` per
-    output unit or per layer) has compiled loops of its own, each element
-    reading its `p`; one broadcast along other axes, or copies laid out in
-    another order in memory, are drawn by another compiled function and
-    mixed eagerly.
+    output unit or per layer) on a large kernel mixes each row of it with
+    `p` in compiled loops (`mix`); one broadcast along other axes, or
+    copies laid out in another order in memory, are drawn by another
+    compiled function and mixed eagerly.
 
     Returns:
         A function `(copies, seed_generator) -> mixed kernel`.
@@ -375,10 +341,9 @@ def fused_mix(shape, expansion):
             # Shared along the leading axes (per unit, per layer): each
             # row of the kernel mixed with `p` by one compiled loop
             # forward and one backward.
-            if "shared" not in _FUNCTIONS:
-                _FUNCTIONS["shared"] = _shared_function()
             rows = [c.reshape(-1, size) for c in copies]
-            return _FUNCTIONS["shared"].apply(list(s), *rows).reshape(kernel)
+            s = [x.to(copies[0].dtype) for x in s]
+            return mix(rows, s, compiled=True).reshape(kernel)
         # Else the mix eager, in the kernel's own layout (a matmul rounds
         # differently on another one).
         s = [x.reshape(shape).to(copies[0].dtype) for x in s]
@@ -394,11 +359,15 @@ def fused_mix(shape, expansion):
     return fused
 
 
-def mix(copies, s):
-    """`sum_k p_k copies[k]` (`p` the gaps of `s`) with its gradient."""
+def mix(copies, s, compiled=False):
+    """`sum_k p_k copies[k]` (`p` the gaps of `s`) with its gradient.
+
+    `compiled`: one compiled loop forward and one backward (a kernel's
+    rows sharing one `p`, see `SHARED_MIN_ELEMENTS`), else eager ops.
+    """
     if "mix" not in _FUNCTIONS:
         _FUNCTIONS["mix"] = _mix_function()
-    return _FUNCTIONS["mix"].apply(list(s), *copies)
+    return _FUNCTIONS["mix"].apply(compiled, list(s), *copies)
 
 
 def _mix_function():
@@ -406,8 +375,12 @@ def _mix_function():
 
     class Mix(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, s, *copies):
-            ctx.s = s
+        def forward(ctx, compiled, s, *copies):
+            ctx.s, ctx.compiled = s, compiled
+            if compiled:
+                # Detached: no `_base` view for TorchDynamo to guard on.
+                copies = [c.detach() for c in copies]
+                return _run("shared_forward", _telescope, copies, s)
             return _telescope(copies, s)
 
         @staticmethod
@@ -415,6 +388,11 @@ def _mix_function():
             # A conv's upstream is a permuted view (Keras transposes the
             # kernel to PyTorch's layout): made contiguous once, like the
             # copies, so the passes stream memory in order.
-            return (None, *_gaps_times(upstream.contiguous(), ctx.s))
+            upstream = upstream.contiguous()
+            if ctx.compiled:
+                grads = _run("shared_backward", _gaps_times, upstream, ctx.s)
+            else:
+                grads = _gaps_times(upstream, ctx.s)
+            return (None, None, *grads)
 
     return Mix

@@ -23,6 +23,7 @@ PyTorch has no `ops.custom_gradient`: the mixes' hand-written gradients are
 autograd Functions.
 """
 
+import functools
 import math
 import warnings
 
@@ -238,6 +239,17 @@ def _fused_function():
     return FusedMix
 
 
+@functools.cache
+def mixes_rows(shape, p_shape):
+    """Whether a contiguous kernel of `shape` sharing a `p` of `p_shape`
+    mixes its rows in compiled loops: large enough
+    (`SHARED_MIN_ELEMENTS`) and `p` repeating along its leading axes.
+    Cached: asked at every training call."""
+    return math.prod(shape) >= SHARED_MIN_ELEMENTS and (
+        repeats_along_leading_axes(shape, p_shape)
+    )
+
+
 def repeats_along_leading_axes(shape, p_shape):
     """Whether a `p` of `p_shape` broadcast to `shape` repeats every
     `prod(p_shape)` elements of the flat kernel: 1s on leading axes, the
@@ -333,11 +345,7 @@ def fused_mix(shape, expansion):
             count,
             copies[0].device,
         )
-        if (
-            copies[0].is_contiguous()
-            and math.prod(kernel) >= SHARED_MIN_ELEMENTS
-            and repeats_along_leading_axes(kernel, shape)
-        ):
+        if copies[0].is_contiguous() and mixes_rows(kernel, shape):
             # Shared along the leading axes (per unit, per layer): each
             # row of the kernel mixed with `p` by one compiled loop
             # forward and one backward.

@@ -8,6 +8,14 @@ compilation per kernel shape instead of ~30 op-by-op ones.
 
 from keras import ops
 
+# Draws of at most this many elements are computed once a step
+# (`computed_once`); a larger one is hashed again in each loop that reads
+# it. Storing a draw costs a write and a read per use of 2 floats per
+# element, every step (a 30k x 256 embedding table's step under Adam:
+# 39-44 -> 57-76 ms), while its saving is one-off, ~30-40 ms of
+# compilation a kernel, whatever its size.
+COMPUTED_ONCE_MAX_ELEMENTS = 2**16
+
 
 def computed_once(x):
     """`x`, a positive float tensor: the same values, computed once by XLA.
@@ -20,9 +28,8 @@ def computed_once(x):
     expensive operation, and a division by a tensor is one; dividing by
     a 1 that it cannot prove is 1 (`x > 0`, true of every uniform) makes
     the hash one loop whose output the others read. Exact: `x / 1 == x`.
-    Measured (`docs/performance.md`): XLA's compilation of the train step
-    1.5-2 s shorter on MobileNetV3Small and ResNet50, the step unchanged
-    within noise.
+    For draws of at most `COMPUTED_ONCE_MAX_ELEMENTS` (see there); measured
+    in `docs/performance.md`.
     """
     return ops.divide(x, ops.cast(ops.greater(x, 0), x.dtype))
 

@@ -16,10 +16,11 @@ exact but slower).
 A training draw's uniforms are the counter hash (`counter_hash`) on every
 backend, so one seed gives the same `p` everywhere, each backend computing
 it the fastest way measured (`docs/performance.md`): traced into the step
-on JAX (hashed once a step, `jax_backend.computed_once`), inside XLA
-clusters on TensorFlow (`tensorflow_backend`), inside `torch.compile`d
-loops on PyTorch (`torch_backend`; a forward pass's small kernels drawn
-together, `torch_grouping`).
+on JAX (a small kernel's hashed once a step,
+`jax_backend.computed_once`), inside XLA clusters on TensorFlow
+(`tensorflow_backend`), inside `torch.compile`d loops on PyTorch
+(`torch_backend`; a forward pass's small kernels drawn together,
+`torch_grouping`).
 The mix has a hand-written gradient (`d/dW_k = p_k * upstream`): fewer
 full-kernel passes than differentiating the telescoping formula.
 """
@@ -79,7 +80,11 @@ def sample_spacings(shape, expansion, seed, hashed=None):
         # One XLA cluster, not ~25 ops per uniform: the same values.
         return tensorflow_backend.hashed_spacings(shape, expansion - 1, seed)
     u = uniforms((expansion - 1,) + tuple(shape), seed, hashed)
-    if hashed and keras.backend.backend() == "jax":
+    if (
+        hashed
+        and keras.backend.backend() == "jax"
+        and int(np.prod(shape)) <= jax_backend.COMPUTED_ONCE_MAX_ELEMENTS
+    ):
         # Hashed once a step, not once for the mix and once per gradient.
         u = jax_backend.computed_once(u)
     # One unstack, not e - 1 slices: fewer ops to trace (TensorFlow's

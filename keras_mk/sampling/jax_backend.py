@@ -6,6 +6,8 @@ eager call (outside any trace) runs the same function as one `jax.jit`: one
 compilation per kernel shape instead of ~30 op-by-op ones.
 """
 
+import math
+
 from keras import ops
 
 # Draws of at most this many elements are computed once a step
@@ -17,8 +19,8 @@ from keras import ops
 COMPUTED_ONCE_MAX_ELEMENTS = 2**16
 
 
-def computed_once(x):
-    """`x`, a positive float tensor: the same values, computed once by XLA.
+def computed_once(u):
+    """Uniforms `u` (leading axis: the draws), computed once by XLA.
 
     XLA's fusion pass copies a cheap element-wise computation, such as the
     counter hash, into every consumer whose inputs it would otherwise
@@ -28,10 +30,12 @@ def computed_once(x):
     expensive operation, and a division by a tensor is one; dividing by
     a 1 that it cannot prove is 1 (`x > 0`, true of every uniform) makes
     the hash one loop whose output the others read. Exact: `x / 1 == x`.
-    For draws of at most `COMPUTED_ONCE_MAX_ELEMENTS` (see there); measured
-    in `docs/performance.md`.
+    Draws of more than `COMPUTED_ONCE_MAX_ELEMENTS` elements are returned
+    as they are (see there); measured in `docs/performance.md`.
     """
-    return ops.divide(x, ops.cast(ops.greater(x, 0), x.dtype))
+    if math.prod(u.shape[1:]) > COMPUTED_ONCE_MAX_ELEMENTS:
+        return u
+    return ops.divide(u, ops.cast(ops.greater(u, 0), u.dtype))
 
 
 def eager_jit_mix(shape, sampled_mix):

@@ -80,12 +80,8 @@ def sample_spacings(shape, expansion, seed, hashed=None):
         # One XLA cluster, not ~25 ops per uniform: the same values.
         return tensorflow_backend.hashed_spacings(shape, expansion - 1, seed)
     u = uniforms((expansion - 1,) + tuple(shape), seed, hashed)
-    if (
-        hashed
-        and keras.backend.backend() == "jax"
-        and int(np.prod(shape)) <= jax_backend.COMPUTED_ONCE_MAX_ELEMENTS
-    ):
-        # Hashed once a step, not once for the mix and once per gradient.
+    if hashed and keras.backend.backend() == "jax":
+        # A small draw hashed once a step, not for the mix and each gradient.
         u = jax_backend.computed_once(u)
     # One unstack, not e - 1 slices: fewer ops to trace (TensorFlow's
     # graph mode pays per op at the first step), the same values.

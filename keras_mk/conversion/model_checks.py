@@ -7,6 +7,7 @@ import keras
 from keras_mk import _keras_private
 from keras_mk.conversion import assets
 from keras_mk.conversion import registry
+from keras_mk.fresh_copy import fresh_copy
 
 
 def check_model(model, function):
@@ -146,7 +147,7 @@ def assign_pairwise(sources, targets, error, values=None):
     for s, t in zip(sources, targets):
         # A real copy: JAX's `fit` donates the buffers of a model's
         # variables, which would delete the other model's values.
-        t.assign(keras.ops.copy(values.get(id(s), s.value)))
+        t.assign(fresh_copy(values.get(id(s), s.value)))
 
 
 def copy_variables(source, target, what):

@@ -10,7 +10,8 @@ every copy, so MK training can start from a plain checkpoint.
 import json
 
 import numpy as np
-from keras import ops
+
+from keras_mk.fresh_copy import fresh_copy
 
 RECORD_KEY = "keras_mk"
 
@@ -59,7 +60,7 @@ def load(layer, store):
         for i, copies in enumerate(groups):
             copies[0].assign(store[str(i)])
             for copy in copies[1:]:
-                copy.assign(ops.copy(copies[0].value))
+                copy.assign(fresh_copy(copies[0].value))
         return
     if not recorded and len(keys) == len(mine) + 1:
         keys = keys[:-1]  # keras_mk 0.1 saved a seed state for all layers

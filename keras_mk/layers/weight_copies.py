@@ -10,6 +10,7 @@ from keras import ops
 
 from keras_mk import _keras_private
 from keras_mk import sampling
+from keras_mk.fresh_copy import fresh_copy
 
 
 def reseeded(initializer, offset):
@@ -84,7 +85,7 @@ class WeightCopies:
             # out afresh would make the mean's layout, and the converted
             # model's output, differ from the original's in the last ulp.
             def initializer(shape, dtype=None):
-                return ops.copy(source.value)
+                return fresh_copy(source.value)
 
         else:
             initializer = reseeded(initializer, k)

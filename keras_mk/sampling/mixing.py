@@ -16,8 +16,8 @@ exact but slower).
 A training draw's uniforms are the counter hash (`counter_hash`) on every
 backend, so one seed gives the same `p` everywhere, each backend computing
 it the fastest way measured (`docs/performance.md`): traced into the step
-on JAX (a small kernel's hashed once a step,
-`jax_backend.computed_once`), inside XLA clusters on TensorFlow
+on JAX as `jax.lax` primitives (`jax_backend`; a small kernel's hashed
+once a step, `jax_backend.computed_once`), inside XLA clusters on TensorFlow
 (`tensorflow_backend`), inside `torch.compile`d loops on PyTorch
 (`torch_backend`; a forward pass's small kernels drawn together,
 `torch_grouping`).
@@ -65,6 +65,8 @@ def uniforms(shape, seed, hashed=None):
     """
     if hashed is None:
         hashed = _uses_hash(shape, seed)
+    if hashed and keras.backend.backend() == "jax":
+        return jax_backend.hashed_uniforms(shape, seed)
     if hashed:
         return counter_hash.hashed_uniforms(shape, seed)
     if keras.backend.backend() == "tensorflow":

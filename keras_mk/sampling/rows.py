@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from keras_mk.sampling import counter_hash
+from keras_mk.sampling import jax_backend
 from keras_mk.sampling import mixing
 from keras_mk.sampling import simplex
 from keras_mk.sampling import tensorflow_backend
@@ -77,6 +78,8 @@ def gathered_spacings(ids, p_shape, count, state):
 def _spacings(ids, p_shape, count, state):
     size = int(np.prod(p_shape))
     index = element_index(ids, p_shape)
+    if keras.backend.backend() == "jax":  # traced into the step
+        return jax_backend.spacings_at(state, index, size, count)
     return counter_hash.spacings_at(state, index, size, count)
 
 

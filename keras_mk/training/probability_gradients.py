@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from keras_mk import _keras_private
+from keras_mk.fresh_copy import fresh_copy
 from keras_mk.training.probability_scope import probabilities_scope
 
 
@@ -36,7 +37,7 @@ def stateful_gradients(model, layers, p0, x, y, sample_weight):
         not reach).
     """
     state = list(model.non_trainable_variables) + list(model.metrics_variables)
-    saved = [ops.copy(v.value) for v in state]
+    saved = [fresh_copy(v.value) for v in state]
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf

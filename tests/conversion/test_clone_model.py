@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import keras_mk
+from keras_mk import fresh_copy
 from keras_mk.conversion import registry
 
 
@@ -284,3 +285,53 @@ def test_clone_model_serializes_the_model_once(monkeypatch):
     assert undescribed == {
         f"mha/{name}" for name in ("query", "key", "value", "attention_output")
     }
+
+
+def _three_dense():
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5)(inputs)
+    outputs = keras.layers.Dense(3)(keras.layers.Dense(4)(hidden))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="JAX's buffers")
+def test_converted_weights_own_their_buffers():
+    # JAX's `fit` donates a model's buffers, which would delete a weight
+    # of the other model sharing one.
+    original = _three_dense()
+    mk = keras_mk.clone_model(original, expansion=3, seed=0)
+
+    pointers = [
+        v.value.unsafe_buffer_pointer() for v in original.weights + mk.weights
+    ]
+    assert len(set(pointers)) == len(pointers)
+    mk.compile(optimizer="sgd", loss="mse")
+    x = np.ones((4, 6), "float32")
+    mk.fit(x, np.zeros((4, 3), "float32"), verbose=0)
+    original(x)  # its buffers were not donated with the MK model's
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax" or not fresh_copy.jax_copies_at_runtime(),
+    reason="JAX's `device_put(may_alias=False)`",
+)
+def test_conversion_on_jax_compiles_nothing():
+    # `keras.ops.copy` on JAX compiled an XLA program per weight shape
+    # (71 of them, ~1 s, for EfficientNetB0); the copies are now runtime
+    # copies.
+    import jax
+
+    original = _three_dense()
+    compiled = []
+
+    def listen(name, *args, **kwargs):
+        if name == "/jax/core/compile/backend_compile_duration":
+            compiled.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        keras_mk.clone_model(original, expansion=3, seed=0)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+    assert compiled == []

@@ -67,3 +67,22 @@ def test_train_step_hashes_small_kernels_uniforms_once(stored, monkeypatch):
     loops = hashing_loops(compiled_train_step_hlo(model, x, y))
 
     assert len(loops) == (2 if stored else 8), loops
+
+
+def test_training_draw_traces_as_primitives():
+    # Before 2026-12-02 the hash was Keras operations, `jax.numpy`
+    # functions each traced through its own `jax.jit` wrapper (~0.1 ms
+    # apiece, ~50 a kernel), and a logical shift was a shift and a mask
+    # (~20 more HLO lines a hashing loop). It is now `jax.lax` primitives.
+    import jax
+
+    from keras_mk.sampling import mixing
+
+    def draw(state):
+        return mixing.sample_spacings((4, 5), 3, state, hashed=True)
+
+    jaxpr = jax.make_jaxpr(draw)(np.array([7, 9], "int32")).jaxpr
+    names = [eqn.primitive.name for eqn in jaxpr.eqns]
+
+    assert "and" not in names, names
+    assert names.count("shift_right_logical") == 13, names

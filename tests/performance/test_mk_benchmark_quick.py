@@ -156,9 +156,12 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
         for line in first_step.format_table(results)[2:]
     }
     # The fastest runs: 18 -> 30 s is 1.67x and 12 s more: missed.
-    assert "18.0 -> 30.0 (1.67x, +12.0 s)" in rows["resnet50"]
+    assert "18.0 -> 30.0 (1.67x, +12.0 s); missed" in rows["resnet50"]
     assert "**" not in rows["resnet50"]
-    assert "**10.0 -> 14.0 (1.40x, +4.0 s)**" in rows["transformer"]
+    assert (
+        "**10.0 -> 14.0 (1.40x, +4.0 s); met, 1 of 1 rounds met**"
+        in (rows["transformer"])
+    )
     # The floor (`--floor`: the copies without sampling), its fastest run,
     # where measured; a hair under plain reads +0.0 s, not -0.0 s.
     assert rows["resnet50"].endswith("; floor 18.0 (+0.0 s) |")
@@ -168,6 +171,40 @@ def test_first_step_table_marks_met_targets_and_never_hides_a_cell():
     assert "2nd step" not in rows["resnet50"]
     assert "failed" in rows["efficientnetb0"]
     assert "not run" in rows["mobilenetv3small"]
+
+
+def test_first_step_verdict_is_per_round_and_says_inconclusive():
+    # Rounds alternate plain and MK, so round i's two runs share the
+    # machine's phase; the fastest-of-each ratio mixes phases (on this VM
+    # plain moved by 10 s between sets of runs, and flipped verdicts).
+    from benchmarks import first_step
+
+    def runs(*seconds):
+        return [{"seconds": s} for s in seconds]
+
+    models = {
+        # 1.10x, 1.40x (+8 s): one round met, one not.
+        "efficientnetb0": {"plain": runs(30.0, 20.0), "mk": runs(33.0, 28.0)},
+        # Every round within 1.3x.
+        "resnet50": {"plain": runs(20.0, 16.0), "mk": runs(25.0, 20.5)},
+        # No round within 1.3x or 5 s; a failed run drops its round.
+        "mobilenetv3small": {
+            "plain": runs(20.0, 10.0, 19.0),
+            "mk": [{"seconds": 30.0}, None, {"seconds": 26.0}],
+        },
+    }
+    rows = {
+        line.split(" | ")[0][2:]: line
+        for line in first_step.format_table({"jax": {"models": models}})[2:]
+    }
+    # Fastest against fastest, 20 -> 28 s (1.40x, +8 s), would say missed.
+    assert "inconclusive, 1 of 2 rounds met" in rows["efficientnetb0"]
+    assert "**" not in rows["efficientnetb0"]
+    assert (
+        "**16.0 -> 20.5 (1.28x, +4.5 s); met, 2 of 2 rounds met**"
+        in (rows["resnet50"])
+    )
+    assert "missed, 0 of 2 rounds met" in rows["mobilenetv3small"]
 
 
 def _combined(plain_ms, mk_ms, inherent_ms):

@@ -22,8 +22,8 @@ def fresh_copy(x):
     model's buffers), and a copy keeps PyTorch's strides. On JAX,
     `jax.device_put(x, may_alias=False)`: a runtime copy, where
     `keras.ops.copy` compiles an XLA program per shape (71 of them,
-    ~1 s, to convert EfficientNetB0). A JAX without `may_alias` (before
-    0.4.3x) copies with `keras.ops.copy`.
+    ~1 s, to convert EfficientNetB0). A JAX without `may_alias` (0.4.30,
+    the lowest supported) copies with `keras.ops.copy`.
 
     Args:
         x: a tensor of the current backend.

@@ -245,6 +245,8 @@ def verdict(runs):
         for plain, mk in zip(runs["plain"], runs["mk"])
         if plain is not None and mk is not None
     ]
+    if not rounds:  # plain and MK never both ran in one round
+        return False, "no round with both runs"
     met = sum(_meets(plain, mk) for plain, mk in rounds)
     if met == len(rounds):
         word = "met"

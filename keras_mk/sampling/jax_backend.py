@@ -96,7 +96,8 @@ def computed_once(u):
     counter hash, into every consumer whose inputs it would otherwise
     read: in a train step, a kernel's uniforms were hashed four times (the
     mix, and each copy's gradient fused into its optimizer update), each
-    copy ~110 lines of the compiled program. It does not copy an
+    copy ~110 lines of the compiled program (~93 since the hash is
+    `jax.lax` primitives). It does not copy an
     expensive operation, and a division by a tensor is one; dividing by
     a 1 that it cannot prove is 1 (`x > 0`, true of every uniform) makes
     the hash one loop whose output the others read. Exact: `x / 1 == x`.

@@ -205,6 +205,14 @@ def test_first_step_verdict_is_per_round_and_says_inconclusive():
         in (rows["resnet50"])
     )
     assert "missed, 0 of 2 rounds met" in rows["mobilenetv3small"]
+    # Each variant ran, but never in the same round: no verdict, not met.
+    apart = {
+        "plain": [{"seconds": 10.0}, None],
+        "mk": [None, {"seconds": 11.0}],
+    }
+    lines = first_step.format_table({"jax": {"models": {"resnet50": apart}}})
+    (row,) = [line for line in lines if line.startswith("| resnet50 ")]
+    assert "no round with both runs" in row and "**" not in row
 
 
 def _combined(plain_ms, mk_ms, inherent_ms):

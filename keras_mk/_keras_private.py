@@ -9,6 +9,7 @@ an upgrade breaks it.
 """
 
 import contextlib
+import copy
 import importlib
 import inspect
 import json
@@ -170,6 +171,42 @@ def no_autocast():
     return AutocastScope(None)
 
 
+# What a KerasHub backbone's `enable_lora` records beside its layers'
+# LoRA (read by `save_lora_weights` and `load_lora_weights`).
+_HUB_LORA_STATE = ("_lora_enabled_layers", "_lora_rank")
+
+
+def hub_lora_state(layer):
+    """The LoRA record of a KerasHub backbone (a JSON-able dict), or {}."""
+    return {
+        name: copy.deepcopy(list(value) if name.endswith("s") else value)
+        for name in _HUB_LORA_STATE
+        if (value := layer.__dict__.get(name)) is not None
+    }
+
+
+def set_hub_lora_state(layer, state):
+    """Gives a KerasHub backbone the LoRA record `hub_lora_state` read."""
+    for name, value in state.items():
+        setattr(layer, name, copy.deepcopy(value))
+
+
+def set_own_trainable(layer, value):
+    """Sets a layer's `trainable` flag alone: Keras's setter also sets its
+    variables' and every nested layer's, which undoes the flags of nested
+    layers set before it (a layer shared by two parents)."""
+    layer._trainable = bool(value)
+
+
+def autocast_as_a_variable(value):
+    """`value` as a float variable holding it would read here: cast to the
+    dtype of the autocast scope in force, if any."""
+    from keras.src.backend.common.variables import get_autocast_scope
+
+    scope = get_autocast_scope()
+    return value if scope is None else scope.maybe_cast(value)
+
+
 # (module file, function) of the saves that write a config beside the
 # weights: Keras's `.keras` archive and KerasHub's preset.
 _CONFIG_WRITING_SAVES = (
@@ -284,6 +321,18 @@ def swap_class(layer, new_class, weights):
                 name = "_" + name
             layer.__dict__[name] = value
         refresh_call_signature(layer)
+
+
+def convert_class(layer, new_class, names):
+    """Makes a built Keras layer an instance of its MK class, in place.
+
+    The named weights (`layer_weights`) are stored where `new_class`
+    reads them (`swap_class`), and the per-instance `quantize` wrapper
+    Keras bound for the old class is dropped: the MK class's own
+    `quantize` refuses instead.
+    """
+    swap_class(layer, new_class, layer_weights(layer, names + ["bias"]))
+    drop_instance_method(layer, "quantize")
 
 
 @contextlib.contextmanager

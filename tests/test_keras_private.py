@@ -14,7 +14,7 @@ import pytest
 
 import keras_mk
 from keras_mk import _keras_private
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 BACKEND = keras.backend.backend()
 
@@ -222,7 +222,7 @@ def test_instance_method_overrides_call_for_the_scope_only():
         # A recurrent layer holds no weights: its cell does (tested here).
         (
             c
-            for c, mk in registry.MK_CLASSES.items()
+            for c, mk in class_map.mk_classes().items()
             if issubclass(mk, keras_mk.layers.MKLayer)
         ),
         key=lambda c: c.__name__,
@@ -248,11 +248,13 @@ def test_layers_keep_their_weights_where_swap_class_looks(plain_class):
     elif name == "ReversibleEmbedding":
         kwargs = dict(input_dim=5, output_dim=3, tie_weights=False)
         ndim = 2
+    elif name == "PositionEmbedding":  # KerasHub's, once it is imported
+        kwargs = dict(sequence_length=4)
     else:
         kwargs = dict(filters=2, kernel_size=1)
     layer = plain_class(**kwargs)
     layer.build((2,) * (ndim - 1) + (4,))
-    mk_class = registry.MK_CLASSES[plain_class]
+    mk_class = class_map.mk_classes()[plain_class]
     names = [spec[0] for spec in mk_class.mk_weights] + ["bias"]
     weights = _keras_private.layer_weights(layer, names)
     if "Embedding" in plain_class.__name__:  # tables have no bias
@@ -370,3 +372,55 @@ def test_conv_lstm_cell_class_is_the_cell_of_keras_conv_lstm_layers():
     cell_class = _keras_private.conv_lstm_cell_class()
     for layer in (keras.layers.ConvLSTM1D(2, 3), keras.layers.ConvLSTM2D(2, 3)):
         assert type(layer.cell) is cell_class
+
+
+def test_convert_class_stores_weights_and_drops_the_quantize_wrapper():
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    assert "quantize" in layer.__dict__  # Keras's per-instance wrapper
+    kernel = layer._kernel
+    _keras_private.convert_class(layer, keras_mk.layers.MKDense, ["kernel"])
+    assert type(layer) is keras_mk.layers.MKDense
+    assert layer.__dict__["_kernel"] is kernel
+    assert "quantize" not in layer.__dict__
+
+
+def test_autocast_as_a_variable_reads_as_a_variable_does():
+    from keras.src.backend.common.variables import AutocastScope
+
+    variable = keras.Variable(np.ones((2,), "float32"))
+    value = keras.ops.ones((2,), "float32")
+    with AutocastScope("float16"):
+        read = _keras_private.autocast_as_a_variable(value)
+        assert keras.backend.standardize_dtype(read.dtype) == "float16"
+        assert keras.backend.standardize_dtype(variable.value.dtype) == (
+            "float16"
+        )
+    assert _keras_private.autocast_as_a_variable(value) is value
+
+
+def test_set_own_trainable_leaves_nested_layers_and_variables():
+    inner = keras.layers.Dense(2)
+    outer = keras.Sequential([keras.Input((3,)), inner])
+    _keras_private.set_own_trainable(outer, False)
+    assert not outer.trainable
+    assert inner.trainable and inner.kernel.trainable
+
+
+def test_hub_lora_state_is_what_keras_hub_enable_lora_records():
+    keras_hub = pytest.importorskip("keras_hub")
+    import tiny_hub
+
+    backbone = tiny_hub.gemma_backbone(keras_hub)
+    assert _keras_private.hub_lora_state(backbone) == {}
+    backbone.enable_lora(2)
+    state = _keras_private.hub_lora_state(backbone)
+    assert state == {
+        "_lora_enabled_layers": list(backbone._lora_enabled_layers),
+        "_lora_rank": 2,
+    }
+    other = tiny_hub.gemma_backbone(keras_hub)
+    _keras_private.set_hub_lora_state(other, state)
+    assert other._lora_rank == 2
+    assert list(other._lora_enabled_layers) == state["_lora_enabled_layers"]
+    assert other._lora_enabled_layers is not backbone._lora_enabled_layers

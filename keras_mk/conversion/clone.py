@@ -8,18 +8,18 @@ and it reaches layers that a subclassed layer creates in `__init__`, which
 `keras.models.clone_model(clone_function=...)` cannot see.
 """
 
+import dataclasses
 import re
 import warnings
 
 import keras
 
-from keras_mk.conversion import assets
-from keras_mk.conversion import converting
-from keras_mk.conversion import model_checks
-from keras_mk.conversion import registry
-from keras_mk.conversion import saving
-from keras_mk.conversion import undescribed
+from keras_mk import _keras_private
+from keras_mk.conversion import class_map
+from keras_mk.conversion import copying
+from keras_mk.conversion.saving import guards
 from keras_mk.layers.config import MKConfig
+from keras_mk.layers.walk import iter_layers
 
 # Conversion replicates the pretrained kernel: this one is not an argument.
 _FIXED = {"copy_initialization": "replicate"}
@@ -66,24 +66,32 @@ def _layer_config(config, index):
     return config.replace(seed=config.seed + index)
 
 
+#: What `layers=None` selects in a model with LoRA enabled: its LoRA
+#: layers (their adapters), the tables among them included.
+LORA_LAYERS = object()
+
+
 def _check_class(cls):
     if not isinstance(cls, type):
         raise TypeError(
             "`layers` as a list must hold layer classes. "
             f"Received an element {cls!r} of type {type(cls).__name__}"
         )
-    if cls not in registry.MK_CLASSES:
+    if cls not in class_map.class_map().mk:
         raise ValueError(
             f"Layer class {cls.__name__} has no Majority Kernels "
-            f"counterpart. Supported classes: {registry.supported_names()}"
+            f"counterpart. Supported classes: {class_map.supported_names()}"
         )
 
 
 def layer_selector(layers, embeddings=False):
-    """Turns the `layers` argument into a predicate `(path, layer) -> bool`.
+    """Turns the `layers` argument into a predicate on surveyed layers.
 
     Only layers with an MK counterpart are ever selected; embedding tables
     only with `embeddings=True` or when `layers` names their class.
+
+    Returns:
+        A function `class_map.Surveyed -> bool`.
     """
     if isinstance(layers, type):
         layers = [layers]
@@ -93,10 +101,20 @@ def layer_selector(layers, embeddings=False):
             raise ValueError("`layers` is an empty list: nothing to convert.")
         for cls in classes:
             _check_class(cls)
-        return lambda path, layer: type(layer) in classes
-    kind = _kind_selector(embeddings)
+        return lambda item: type(item.layer) in classes
+    if not isinstance(embeddings, bool):
+        raise ValueError(
+            f"`embeddings` must be a bool. Received: embeddings={embeddings!r}"
+        )
+
+    def kind(item):
+        """Has an MK class, and is not a table left out."""
+        return item.mk_class is not None and (embeddings or not item.is_table)
+
     if layers is None:
-        return lambda path, layer: kind(layer)
+        return kind
+    if layers is LORA_LAYERS:
+        return lambda item: item.mk_class is not None and item.lora_enabled
     if isinstance(layers, str):
         try:
             pattern = re.compile(layers)
@@ -105,11 +123,9 @@ def layer_selector(layers, embeddings=False):
                 f"`layers` is not a valid regular expression: {e}. "
                 f"Received: layers={layers!r}"
             ) from e
-        return lambda path, layer: (
-            kind(layer) and pattern.search(path) is not None
-        )
+        return lambda item: kind(item) and pattern.search(item.path) is not None
     if callable(layers):
-        return lambda path, layer: kind(layer) and bool(layers(layer))
+        return lambda item: kind(item) and bool(layers(item.layer))
     raise TypeError(
         "`layers` must be None, a list of layer classes, a regular "
         "expression (str) matched against layer paths, or a callable "
@@ -117,28 +133,15 @@ def layer_selector(layers, embeddings=False):
     )
 
 
-def _kind_selector(embeddings):
-    """`layer -> bool`: has an MK class, and is not a table left out."""
-    if not isinstance(embeddings, bool):
-        raise ValueError(
-            f"`embeddings` must be a bool. Received: embeddings={embeddings!r}"
-        )
-    return lambda layer: (
-        registry.mk_class_for(layer) is not None
-        and (embeddings or not registry.is_embedding(layer))
-    )
-
-
 def _check_convertible(path, layer):
-    if getattr(layer, "lora_enabled", False):
+    lora_enabled = getattr(layer, "lora_enabled", False)
+    mode = getattr(layer, "quantization_mode", None)
+    if mode is not None and not lora_enabled:
         raise ValueError(
-            f"Layer '{path}' has LoRA enabled; MK layers do not support "
-            "LoRA. Convert the model before enabling LoRA."
-        )
-    if getattr(layer, "quantization_mode", None) is not None:
-        raise ValueError(
-            f"Layer '{path}' is quantized ({layer.quantization_mode}); "
-            "convert the float model, then quantize the collapsed one."
+            f"Layer '{path}' is quantized ({mode}) without LoRA; convert "
+            "the float model, then quantize the collapsed one (or enable "
+            "LoRA on the quantized model, then convert: its adapters are "
+            "simulated, the quantized kernel kept)."
         )
     if not layer.built:
         raise ValueError(
@@ -146,34 +149,81 @@ def _check_convertible(path, layer):
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """What conversion does to the layer at one path.
+
+    Attributes:
+        mk_class: the MK class the layer becomes.
+        config: its `MKConfig`; None for a recurrent layer, whose class
+            changes while its cell (a step of its own) holds the copies.
+    """
+
+    mk_class: type
+    config: MKConfig = None
+
+
+def plan_from(surveyed, configs):
+    """The conversion plan of a surveyed model, recurrent layers and their
+    cells converted together (either one selected brings the other).
+
+    Args:
+        surveyed: `class_map.survey` of the model.
+        configs: dict `path -> MKConfig` of the layers to convert.
+
+    Returns:
+        A dict `path -> Step`, in walk order.
+    """
+    table = class_map.class_map()
+    cells = {item.cell_path: item for item in surveyed if item.cell_path}
+    wanted = dict(configs)
+    for item in surveyed:
+        if item.path in wanted and item.cell_path:
+            # The cell takes the layer's config, as if converted by it.
+            wanted[item.cell_path] = wanted[item.path]
+            wanted[item.path] = None
+        carrier = cells.get(item.path)
+        if item.path in wanted and carrier is not None:
+            wanted.setdefault(carrier.path, None)
+    plan = {}
+    for item in surveyed:
+        if item.path in wanted:
+            cls = type(item.layer)
+            plan[item.path] = Step(table.mk.get(cls, cls), wanted[item.path])
+    return plan
+
+
 def conversion_plan(model, layers=None, embeddings=False, **mk_arguments):
     """Validates everything and lists what `clone_model` would convert.
 
     Returns:
-        A dict `path -> MKConfig`, in walk order.
+        `(plan, surveyed)`: a dict `path -> Step` in walk order, and
+        `class_map.survey(model)`.
     """
-    model_checks.check_model(model, "clone_model")
     config = conversion_config(mk_arguments)
-    already = registry.mk_layers_of(model)
+    surveyed = class_map.survey(model, "clone_model")
+    if layers is None and any(item.lora_enabled for item in surveyed):
+        layers = LORA_LAYERS
+    select = layer_selector(layers, embeddings)
+    already = [item.path for item in surveyed if item.is_mk]
     if already:
         raise ValueError(
             f"Model '{model.name}' already has {len(already)} MK layers "
-            f"(e.g. '{already[0][0]}'): it was converted before. Convert "
+            f"(e.g. '{already[0]}'): it was converted before. Convert "
             "the original model, or `keras_mk.collapse` this one first."
         )
-    select = layer_selector(layers, embeddings)
-    plan = {}
-    for path, layer in registry.iter_layers(model):
-        if select(path, layer):
-            _check_convertible(path, layer)
-            plan[path] = _layer_config(config, len(plan))
-    if not plan:
+    configs = {}
+    for item in surveyed:
+        if select(item):
+            _check_convertible(item.path, item.layer)
+            configs[item.path] = _layer_config(config, len(configs))
+    if not configs:
         raise ValueError(
             f"Nothing to convert in model '{model.name}': no layer matches "
             f"layers={layers!r}. Convertible classes: "
-            f"{registry.supported_names()}"
+            f"{class_map.supported_names()}"
         )
-    return plan
+    return plan_from(surveyed, configs), surveyed
 
 
 def clone_model(model, *, layers=None, embeddings=False, **mk_arguments):
@@ -237,25 +287,71 @@ def clone_model(model, *, layers=None, embeddings=False, **mk_arguments):
     >>> mk_model.fit(x, y)
     >>> small = keras_mk.collapse(mk_model)
     """
-    plan = conversion_plan(model, layers, embeddings, **mk_arguments)
-    copy, config = model_checks.copy_model_and_config(model)
-    model_checks.copy_variables(model, copy, "convert")
-    converting.convert_layers(copy, plan)
-    warn_left_plain(copy)
+    plan, surveyed = conversion_plan(model, layers, embeddings, **mk_arguments)
+    walked = [(item.path, item.layer) for item in surveyed]
+    copied = copying.copy_model(model, walked, "convert")
+    converted = 0
+    for path, layer in copied.layers:
+        if path in plan:
+            convert_layer(layer, plan[path])
+            converted += 1
+    _check_all_converted(model, plan, converted)
+    _warn_left_plain(model, surveyed)
     # The config the copy was built from tells which MK layers it
     # describes: the copy is not serialized again.
-    return saving.guard_saves(copy, config)
+    return guards.guard_saves(copied.model, copied.layers, copied.config)
 
 
-def warn_left_plain(model):
+def convert_layer(layer, step):
+    """Turns a built Keras kernel layer into its MK class, in place.
+
+    Each simulated weight becomes copy 0; the other copies are exact
+    replicas, so the layer's outputs are unchanged (for any `p`). This is
+    how Keras's own `enable_lora` and `Model.quantize` change built layers.
+
+    Args:
+        layer: a built layer of a class in the class map.
+        step: its `Step`.
+    """
+    cls = step.mk_class
+    names = [spec[0] for spec in getattr(cls, "mk_weights", ())]
+    names += list(getattr(cls, "lora_factors", ()))
+    _keras_private.convert_class(layer, cls, names)
+    if step.config is not None:
+        layer._finish_conversion(step.config)
+
+
+def convert_layers(model, plan):
+    """Converts the layers of `model` at the paths of `plan` in place.
+
+    Args:
+        model: a built model.
+        plan: dict `path -> Step` (`plan_from`).
+    """
+    converted = 0
+    for path, layer in iter_layers(model):
+        if path in plan:
+            convert_layer(layer, plan[path])
+            converted += 1
+    _check_all_converted(model, plan, converted)
+
+
+def _check_all_converted(model, plan, converted):
+    if converted != len(plan):
+        raise ValueError(
+            f"Only {converted} of the {len(plan)} layers to convert were "
+            f"found in model '{model.name}'."
+        )
+
+
+def _warn_left_plain(model, surveyed):
     """Warns about kernel layers that have no MK version (left plain)."""
-    unsupported = [
-        (path, name, reason)
-        for path, name, reason in registry.left_plain(model, kernels_only=True)
-        if reason != registry.NOT_SELECTED
-    ]
+    unsupported = [item for item in surveyed if item.left_plain]
     if unsupported:
-        listed = "; ".join(f"'{p}' ({n}: {r})" for p, n, r in unsupported)
+        listed = "; ".join(
+            f"'{item.path}' ({type(item.layer).__name__}: {item.left_plain})"
+            for item in unsupported
+        )
         warnings.warn(
             f"{len(unsupported)} layers with kernels were left plain in "
             f"model '{model.name}': {listed}. They train as in the original "
@@ -319,13 +415,26 @@ def clone_function(layer=None, /, *, embeddings=False, **mk_arguments):
             )
         return clone_function()(layer)
     config = conversion_config(mk_arguments)
-    selected = _kind_selector(embeddings)
+    select = layer_selector(None, embeddings)
     counter = [0]
 
-    def convert(path, layer):
-        _check_convertible(path, layer)
-        converting.convert_layer(layer, _layer_config(config, counter[0]))
-        counter[0] += 1
+    def convert(new):
+        """Converts `new` if selected, else its selected nested layers
+        (inside a wrapper, `TimeDistributed`, or a layer that builds its
+        own, `MultiHeadAttention`). Returns whether nested ones were."""
+        surveyed = class_map.survey(new, include_root=True)
+        root, nested = surveyed[0], surveyed[1:]
+        chosen = [root] if select(root) else [i for i in nested if select(i)]
+        configs = {}
+        for item in chosen:
+            _check_convertible(item.path, item.layer)
+            configs[item.path] = _layer_config(config, counter[0])
+            counter[0] += 1
+        plan = plan_from(surveyed, configs)
+        for item in surveyed:
+            if item.path in plan:
+                convert_layer(item.layer, plan[item.path])
+        return bool(chosen) and chosen[0] is not root
 
     def clone(layer):
         new = layer.__class__.from_config(layer.get_config())
@@ -335,25 +444,20 @@ def clone_function(layer=None, /, *, embeddings=False, **mk_arguments):
             _warn_task_loses_preprocessor(layer)
         if layer.built and layer.weights:
             new.build_from_config(layer.get_build_config())
-            new.set_weights(layer.get_weights())
+            state = copying.training_state(layer, iter_layers(layer))
+            copying.restore_training_state(new, iter_layers(new), state)
+            copying.assign_pairwise(
+                layer.weights,
+                new.weights,
+                f"Could not copy layer '{layer.name}': its copy rebuilt "
+                "from `get_config()` has different weights.",
+            )
         if layer.built:
-            assets.copy_assets(layer, new)
-        if not layer.built:
-            return new
-        if selected(layer):
-            convert(layer.name, new)
-            return new
-        # Kernel layers inside a wrapper (`TimeDistributed`) or a layer
-        # that builds its own (`MultiHeadAttention`).
-        nested = [
-            (f"{layer.name}/{path}", sublayer)
-            for path, sublayer in registry.iter_layers(new)
-            if selected(sublayer)
-        ]
-        for path, sublayer in nested:
-            convert(path, sublayer)
-        if nested:
-            undescribed.mark_undescribed(new)
+            copying.copy_assets(
+                layer, new, iter_layers(layer), iter_layers(new)
+            )
+        if layer.built and convert(new):
+            guards.mark_undescribed(new, list(iter_layers(new)))
         return new
 
     return clone

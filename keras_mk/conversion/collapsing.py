@@ -10,18 +10,10 @@ import numpy as np
 
 from keras_mk import _keras_private
 from keras_mk import sampling
-from keras_mk.conversion import model_checks
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
+from keras_mk.conversion import copying
 from keras_mk.layers.config import MKConfig
-
-
-def _plain_class_named(registered_name):
-    """The Keras class of an MK class's registered name (or None)."""
-    registry.hub_classes()  # KerasHub's, once it is imported
-    for mk, plain in registry.PLAIN_CLASSES.items():
-        if registered_name == f"keras_mk>{mk.__name__}":
-            return plain
-    return None
+from keras_mk.layers.walk import iter_layers
 
 
 def plain_config(config):
@@ -35,7 +27,7 @@ def plain_config(config):
         return [plain_config(c) for c in config]
     if not isinstance(config, dict):
         return config
-    plain = _plain_class_named(config.get("registered_name"))
+    plain = class_map.plain_class_named(config.get("registered_name"))
     result = {k: plain_config(v) for k, v in config.items()}
     if plain is not None and isinstance(config.get("config"), dict):
         keras_layer = plain.__module__.startswith("keras.")
@@ -54,7 +46,7 @@ def plain_config(config):
 
 
 def _check_finite(model):
-    for path, layer in registry.mk_layers_of(model):
+    for path, layer in class_map.mk_layers_of(model):
         for what in layer.weight_copies:
             value = getattr(layer, what)  # the mean of the copies
             if not np.all(np.isfinite(keras.ops.convert_to_numpy(value))):
@@ -92,16 +84,18 @@ def collapse(model):
     >>> small = keras_mk.collapse(mk_model)
     >>> small.save("model.keras")  # loads without keras_mk
     """
-    model_checks.check_model(model, "collapse")
+    class_map.check_model(model, "collapse")
     _check_finite(model)
-    copy = model_checks.copy_model(model, plain_config)
+    copy = copying.copy_structure(
+        model, list(iter_layers(model)), plain_config
+    ).model
     # A model whose class creates MK layers itself (`MKDense(...)` in a
     # subclassed model's `__init__`) rebuilds them: make them plain here.
-    for _, layer in registry.mk_layers_of(copy):
+    for _, layer in class_map.mk_layers_of(copy):
         to_plain_layer(layer)
-    for _, layer in registry.iter_layers(copy):
-        if registry.carried_cell(layer) is not None:  # an MK recurrent layer
-            plain = registry.plain_class_for(layer)
+    for _, layer in class_map.iter_layers(copy):
+        if class_map.carried_cell(layer) is not None:  # an MK recurrent layer
+            plain = class_map.plain_class_for(layer)
             if plain is not None:
                 _keras_private.swap_class(layer, plain, {})
                 _keras_private.rewrap_quantize(layer)
@@ -117,7 +111,7 @@ def to_plain_layer(layer):
     """
     weights, dropped = layer._plain_state()
     _keras_private.untrack(layer, dropped)
-    _keras_private.swap_class(layer, registry.plain_class_for(layer), weights)
+    _keras_private.swap_class(layer, class_map.plain_class_for(layer), weights)
     _keras_private.rewrap_quantize(layer)
 
 
@@ -129,7 +123,7 @@ def _assign_variables(model, copy):
     lists pair up one to one.
     """
     extra, means = set(), {}
-    for _, layer in registry.mk_layers_of(model):
+    for _, layer in class_map.mk_layers_of(model):
         for copies in layer.weight_copies.values():
             if copies:
                 extra.update(id(v) for v in copies[1:])
@@ -139,7 +133,7 @@ def _assign_variables(model, copy):
         if layer.seed_generator is not None:
             extra.add(id(layer.seed_generator.state))
     sources = [v for v in model.variables if id(v) not in extra]
-    model_checks.assign_pairwise(
+    copying.assign_pairwise(
         sources,
         copy.variables,
         f"Cannot collapse model '{model.name}': the plain model rebuilt "

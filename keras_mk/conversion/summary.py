@@ -3,8 +3,7 @@
 import dataclasses
 import math
 
-from keras_mk.conversion import model_checks
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,9 +123,9 @@ def conversion_summary(model):
 
     >>> print(keras_mk.conversion_summary(mk_model))
     """
-    model_checks.check_model(model, "conversion_summary")
+    class_map.check_model(model, "conversion_summary")
     rows, extra = [], 0
-    for path, layer in registry.mk_layers_of(model):
+    for path, layer in class_map.mk_layers_of(model):
         groups = [c for c in layer.weight_copies.values() if c]
         training = sum(_size(v) for copies in groups for v in copies)
         inference = sum(_size(copies[0]) for copies in groups)
@@ -143,7 +142,7 @@ def conversion_summary(model):
         tuple(rows),
         training_params,
         training_params - extra,
-        tuple(registry.left_plain(model)),
+        tuple(class_map.left_plain(model)),
         simulated_share=total[0] / max(total[1], 1),
         matrix_share=matrix[0] / max(matrix[1], 1),
         kinds=tuple(
@@ -167,16 +166,16 @@ def _shares(model):
     trainable = {id(w) for w in model.trainable_weights}
     seen = set()
     total, matrix, kinds = [0, 0], [0, 0], {}
-    for _, layer in registry.iter_layers(model):
+    for _, layer in class_map.iter_layers(model):
         simulated, extra = set(), set()
-        if registry.is_mk_layer(layer):
+        if class_map.is_mk_layer(layer):
             for name, copies in layer.weight_copies.items():
                 extra.update(id(v) for v in copies[1:])
                 if name != "bias" or layer.expand_bias:
                     simulated.add(id(copies[0]))
-        plain = registry.plain_class_for(layer) or type(layer)
+        plain = class_map.plain_class_for(layer) or type(layer)
         counts = kinds.setdefault(plain.__name__, [0, 0])
-        for w in registry.own_weights(layer):
+        for w in class_map.own_weights(layer):
             if id(w) in seen or id(w) in extra or id(w) not in trainable:
                 continue
             seen.add(id(w))

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 from keras_mk.layers.walk import mk_layers
 
 
@@ -33,7 +33,7 @@ def copy_diversity(model):
     >>> keras_mk.diagnostics.copy_diversity(mk_model)
     {'dense': 0.0, 'dense_1': 0.0}
     """
-    paths = {id(layer): path for path, layer in registry.iter_layers(model)}
+    paths = {id(layer): path for path, layer in class_map.iter_layers(model)}
     result = {}
     for layer in mk_layers(model):
         copies = np.stack(

@@ -25,16 +25,19 @@ def _doc(base, rank, example_shape):
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKConv1D(MKLayer, keras.layers.Conv1D):
     __doc__ = _doc("Conv1D", 1, "(2, 16, 4)")
+    lora_factors = ("lora_kernel_a", "lora_kernel_b")
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKConv2D(MKLayer, keras.layers.Conv2D):
     __doc__ = _doc("Conv2D", 2, "(2, 16, 16, 4)")
+    lora_factors = ("lora_kernel_a", "lora_kernel_b")
 
 
 @keras.saving.register_keras_serializable(package="keras_mk")
 class MKConv3D(MKLayer, keras.layers.Conv3D):
     __doc__ = _doc("Conv3D", 3, "(2, 8, 8, 8, 4)")
+    lora_factors = ("lora_kernel_a", "lora_kernel_b")
 
 
 class _MKConvTranspose(MKLayer):

@@ -36,3 +36,5 @@ class MKDense(MKLayer, keras.layers.Dense):
         Mazzawi et al., "Majority Kernels: An Approach to Leverage Big Model
         Dynamics for Efficient Small Model Training", 2024.
     """
+
+    lora_factors = ("lora_kernel_a", "lora_kernel_b")

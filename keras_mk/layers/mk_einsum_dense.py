@@ -31,6 +31,8 @@ class MKEinsumDense(MKLayer, keras.layers.EinsumDense):
     (2, 4)
     """
 
+    lora_factors = ("lora_kernel_a", "lora_kernel_b")
+
     def _output_unit_axes(self, ndim, name="kernel"):
         # The kernel axes whose letters appear in the output ("ab,bc->ac":
         # c); the others are contracted away.

@@ -73,6 +73,7 @@ class MKEmbeddingTable(MKLayer):
         return (
             self._active is None
             and self._forced is None
+            and not self.lora_enabled
             and self.concentration == 1.0
             and getattr(self, "embeddings_regularizer", None) is None
         )
@@ -147,7 +148,7 @@ class MKEmbedding(MKEmbeddingTable, keras.layers.Embedding):
     so a step costs tokens x dim x e, not vocabulary x dim x e. Inference
     uses the mean of the copies, so the deployed layer is an ordinary
     `Embedding` (see `keras_mk.collapse`). Accepts every argument of
-    `keras.layers.Embedding` but `lora_rank`.
+    `keras.layers.Embedding`, `lora_rank` included (`docs/lora.md`).
 
     Args:
         input_dim: int > 0, the size of the vocabulary.
@@ -170,6 +171,8 @@ class MKEmbedding(MKEmbeddingTable, keras.layers.Embedding):
     (1, 3, 4)
     """
 
+    lora_factors = ("lora_embeddings_a", "lora_embeddings_b")
+
     def call(self, inputs, training=None, fixed_probabilities=None):
         if not self._mixes_rows():
             return super().call(inputs, training, fixed_probabilities)
@@ -186,6 +189,7 @@ class MKReversibleTable(MKEmbeddingTable):
     `reverse_embeddings` is simulated too, with its own `p`.
     """
 
+    lora_factors = ("lora_embeddings_a", "lora_embeddings_b")
     mk_weights = (
         (TABLE, "embeddings_initializer", "embeddings_regularizer"),
         # Keras gives the reverse kernel no regularizer: none is read.
@@ -292,7 +296,7 @@ _REVERSIBLE_DOC = """A `{base}` layer with Majority Kernels.
     rows the lookup used. A reverse call with no lookup before it draws a
     fresh `p`. With `tie_weights=False` the projection's own kernel is
     simulated too, with its own `p`. Inference uses the mean of the copies.
-    Accepts every argument of `{base}` but `lora_rank`.
+    Accepts every argument of `{base}`, `lora_rank` included.
 
     Args:
         input_dim: int > 0, the size of the vocabulary.

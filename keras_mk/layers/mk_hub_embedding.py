@@ -1,8 +1,8 @@
 """Majority Kernels versions of KerasHub's embedding layers.
 
 KerasHub is optional and importing it costs seconds (it imports
-TensorFlow): this module is imported by the conversion registry only once
-`keras_hub` is imported (`registry.hub_classes`), and by users who build
+TensorFlow): this module is imported by the conversion class map only once
+`keras_hub` is imported (`class_map.class_map`), and by users who build
 these layers directly.
 """
 

@@ -21,6 +21,7 @@ from keras import ops
 from keras_mk import _keras_private
 from keras_mk import sampling
 from keras_mk.layers import fixed_probabilities as fixed
+from keras_mk.layers import lora
 from keras_mk.layers import variable_store
 from keras_mk.layers.config import MKConfig
 from keras_mk.layers.weight_copies import MixedWeight
@@ -66,10 +67,15 @@ class MKLayer(WeightCopies):
     """
 
     mk_weights = (("kernel", "kernel_initializer", "kernel_regularizer"),)
+    #: The LoRA factors of the Keras layer, `(a, b)`; empty for a layer
+    #: Keras gives no LoRA. Once LoRA is enabled they are the simulated
+    #: weights (`lora.py`).
+    lora_factors = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        for name in [spec[0] for spec in cls.mk_weights] + ["bias"]:
+        names = [spec[0] for spec in cls.mk_weights] + ["bias"]
+        for name in names + list(cls.lora_factors):
             if not isinstance(cls.__dict__.get(name), MixedWeight):
                 setattr(cls, name, MixedWeight(name))
 
@@ -77,10 +83,7 @@ class MKLayer(WeightCopies):
         # Validate before the Keras layer is constructed: nothing half-made.
         config = MKConfig.pop_from(kwargs)
         if kwargs.get("lora_rank"):
-            raise ValueError(
-                "MK layers do not support LoRA. "
-                f"Received: lora_rank={kwargs['lora_rank']!r}"
-            )
+            lora.check_supported(type(self), config, kwargs["lora_rank"])
         super().__init__(*args, **kwargs)
         refuse_quantized_policy(self)
         self._mk_configure(config)
@@ -165,10 +168,14 @@ class MKLayer(WeightCopies):
         """The shape of one `p` per output unit of a weight of `shape`.
 
         `shape` with 1 on the axes that do not index the layer's output
-        units (the inputs of a `Dense` kernel, the window of a conv).
+        units (the inputs of a `Dense` kernel, the window of a conv; the
+        rank of a LoRA factor `a`, the outputs of `b`: their last axis).
         """
         name = name or self.mk_weights[0][0]
-        axes = self._output_unit_axes(len(shape), name)
+        if name in self.lora_factors:
+            axes = (len(shape) - 1,)
+        else:
+            axes = self._output_unit_axes(len(shape), name)
         return tuple(d if i in axes else 1 for i, d in enumerate(shape))
 
     def _p_shape(self, shape, name):
@@ -274,14 +281,25 @@ class MKLayer(WeightCopies):
             for name, copies in values.items()
         }
         self._regularize(mixed)
+        # LoRA factors stay in their own dtype (float32): the Keras
+        # layer's LoRA reads them as variables, which autocast (or not)
+        # where they are read (`_read_weight`).
         self.__dict__["_active"] = {
-            name: ops.cast(value, self.compute_dtype)
+            name: value
+            if name in self.lora_factors
+            else ops.cast(value, self.compute_dtype)
             for name, value in mixed.items()
         }
         try:
             yield
         finally:
             self.__dict__["_active"] = None
+
+    def quantized_call(self, inputs, training=None, fixed_probabilities=None):
+        """The call of a layer whose kernel is quantized (a LoRA base):
+        the Keras layer's quantized call, with the mixed or mean factors."""
+        with self.mixed_weights(training, fixed_probabilities):
+            return super().quantized_call(inputs, training=training)
 
     def call(self, inputs, training=None, fixed_probabilities=None):
         """Runs the Keras layer with the mixed (training) or mean weights.
@@ -347,14 +365,42 @@ class MKLayer(WeightCopies):
         """
         with _keras_private.unlocked_state(self):  # it may add a seed state
             self._mk_configure(config)
+        if getattr(self, "lora_enabled", False):
+            lora.simulate_factors(self)
         self._add_copies("replicate")
 
-    # -- Unsupported Keras features ---------------------------------------
+    # -- LoRA ------------------------------------------------------------
 
-    def enable_lora(self, *args, **kwargs):
-        raise NotImplementedError(
-            f"{type(self).__name__} does not support LoRA: collapse the MK "
-            "model first (`keras_mk.collapse`), then enable LoRA."
+    def enable_lora(
+        self,
+        rank,
+        lora_alpha=None,
+        a_initializer="he_uniform",
+        b_initializer="zeros",
+    ):
+        """Enables LoRA as the Keras layer does; the factors become the
+        simulated weights.
+
+        The kernel (or table) becomes one frozen variable: the mean of its
+        copies, which is what inference used. Each factor gets `expansion`
+        copies (replicas of its initial value when the layer was built
+        before, as a converted layer's kernel), mixed every training step
+        with its own `p`. See `docs/lora.md`.
+
+        Args:
+            rank: int, the rank of the factors.
+            lora_alpha: the scale numerator (`lora_alpha / rank`); default
+                `rank`.
+            a_initializer: the initializer of factor `a`.
+            b_initializer: the initializer of factor `b`.
+        """
+        lora.enable(
+            self,
+            getattr(super(), "enable_lora", None),
+            rank,
+            lora_alpha,
+            a_initializer,
+            b_initializer,
         )
 
     def quantize(self, *args, **kwargs):

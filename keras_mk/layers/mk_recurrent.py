@@ -145,7 +145,7 @@ class MKRecurrent:
     """Mixin: a Keras recurrent layer running an MK cell, one draw per call.
 
     Has no weights of its own: its `cell` holds them. Conversion turns a
-    plain layer and its cell together (`keras_mk.conversion.registry`).
+    plain layer and its cell together (`keras_mk.conversion.class_map`).
     """
 
     #: The MK class of the cell the Keras layer creates.

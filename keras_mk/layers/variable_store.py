@@ -25,8 +25,10 @@ def _record(layer):
 
 
 def variables(layer):
-    """Every copy of every weight, then the seed state (if any)."""
-    result = [v for copies in layer._copies.values() for v in copies]
+    """A LoRA layer's frozen kernel variables, every copy of every
+    simulated weight, then the seed state (if any)."""
+    result = layer._frozen_base()
+    result += [v for copies in layer._copies.values() for v in copies]
     if layer.seed_generator is not None:
         result.append(layer.seed_generator.state)
     return result
@@ -41,6 +43,19 @@ def save(layer, store):
     store[RECORD_KEY] = _record(layer)
 
 
+def _load_plain_into_lora(layer, store, base):
+    values = [store[str(i)] for i in range(len(base))]
+    for variable, value in zip(base, values):
+        variable.assign(value)
+    bias = layer._copies.get("bias")
+    if bias:
+        for copy in bias:
+            copy.assign(store[str(len(base))])
+    for factor in type(layer).lora_factors:
+        for copy in layer._copies[factor]:
+            copy.assign(np.zeros(tuple(copy.shape), copy.dtype))
+
+
 def load(layer, store):
     """Reads an MK layer's store, or a plain layer's into every copy.
 
@@ -52,8 +67,20 @@ def load(layer, store):
         return
     keys = [k for k in store.keys() if k != RECORD_KEY]
     mine = variables(layer)
-    groups = list(layer._copies.values())
+    groups = [[v] for v in layer._frozen_base()]
+    groups += list(layer._copies.values())
     recorded = RECORD_KEY in store.keys()
+    base = layer._frozen_base()
+    if (
+        not recorded
+        and base
+        and len(keys) == len(base) + 1 - (layer.__dict__.get("_bias") is None)
+    ):
+        # A Keras layer's store (a LoRA layer's: its adapters merged into
+        # the kernel): the kernel and the bias; the factors restart at
+        # zero, as Keras's LoRA layers load it.
+        _load_plain_into_lora(layer, store, base)
+        return
     if not recorded and len(keys) == len(groups):
         # A plain layer's store: one value per weight. With one copy and
         # no random state it is also this layer's own layout.

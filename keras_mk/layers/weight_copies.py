@@ -28,6 +28,15 @@ def reseeded(initializer, offset):
     return initializer.__class__.from_config(config)
 
 
+def _keras_property(layer, name):
+    """What the Keras layer's own property `name` returns for `layer`."""
+    for cls in type(layer).__mro__:
+        attribute = cls.__dict__.get(name)
+        if isinstance(attribute, property):
+            return attribute.fget(layer)
+    return layer.__dict__.get("_" + name)
+
+
 class MixedWeight:
     """A weight as the Keras layer's `call` reads it (a data descriptor).
 
@@ -52,16 +61,23 @@ class WeightCopies:
     """Mixin: the copies of the weights named in `mk_weights` (and the
     bias), their stacked views, and the value the Keras layer reads."""
 
-    def _add_copies(self, copy_initialization):
+    def _add_copies(self, copy_initialization, names=None):
         """Adds copies 1..e-1 next to each built weight (and the bias).
 
         No copy carries the Keras layer's regularizer: it applies once, to
         the weight a call uses (`_regularize`), not `e` times.
+
+        Args:
+            copy_initialization: `"replicate"` or `"independent"`.
+            names: only these weights (default: every simulated weight
+                and the bias).
         """
         specs = list(self.mk_weights)
         bias = self.__dict__.get("_bias")
         if bias is not None:
             specs.append(("bias", "bias_initializer", "bias_regularizer"))
+        if names is not None:
+            specs = [spec for spec in specs if spec[0] in names]
         for name, initializer_attr, _ in specs:
             source = self.__dict__["_" + name]
             if name == "bias" and not self.expand_bias:
@@ -165,16 +181,41 @@ class WeightCopies:
     def _read_weight(self, name):
         """What `MixedWeight` returns for `name` (see there)."""
         active = self.__dict__.get("_active")
+        factor = name in self.lora_factors
         if active is not None and name in active:
+            if factor:
+                return _keras_private.autocast_as_a_variable(active[name])
             return active[name]
         copies = self.__dict__.get("_copies", {}).get(name)
         if copies:
-            return sampling.exact_mean(copies)
+            mean = sampling.exact_mean(copies)
+            return (
+                _keras_private.autocast_as_a_variable(mean) if factor else mean
+            )
+        if self.__dict__.get("lora_enabled") and name == self._base_name():
+            # LoRA: the Keras layer's kernel, frozen, plus its factors'
+            # product (the factors read here as their mix or mean).
+            return _keras_property(self, name)
         value = self.__dict__.get("_" + name)
         if value is None and name != "bias":
             # AttributeError, as Keras layers do: `hasattr(layer, "kernel")`.
             self._require_built(name, AttributeError)
         return value
+
+    def _frozen_base(self):
+        """The variables LoRA froze (the kernel; its quantized form and
+        scale), in the layer's order. Empty without LoRA."""
+        if not self.__dict__.get("lora_enabled"):
+            return []
+        simulated = {id(v) for copies in self._copies.values() for v in copies}
+        seed = getattr(self, "seed_generator", None)
+        if seed is not None:
+            simulated.add(id(seed.state))
+        return [v for v in self.variables if id(v) not in simulated]
+
+    def _base_name(self):
+        """The weight LoRA freezes: the Keras layer's kernel (or table)."""
+        return type(self).mk_weights[0][0]
 
     def _plain_state(self):
         """What this layer keeps when it becomes its plain Keras layer.

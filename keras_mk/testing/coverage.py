@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 TOLERANCE = 1e-5
 
@@ -275,7 +275,7 @@ def _shares(mk):
 def _switch_off_dropout(model):
     """Sets every dropout rate to 0; returns `(layer, rate)` to restore."""
     rates = []
-    for _, layer in registry.iter_layers(model):
+    for _, layer in class_map.iter_layers(model):
         if "Dropout" in type(layer).__name__ and hasattr(layer, "rate"):
             rates.append((layer, layer.rate))
             layer.rate = 0.0

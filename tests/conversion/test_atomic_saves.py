@@ -2,7 +2,8 @@
 
 Keras writes a model file in place: a failure part-way destroys the
 previous checkpoint. Every save of a converted model goes through
-`keras_mk.conversion.atomic`. The tests inject a failure at every write of
+`keras_mk.conversion.saving.atomic`. The tests inject a failure at every
+write of
 each save path (every zip member, every MK layer's variables) and check
 that the previous file is byte-identical; one kills a saving process at
 random moments and checks that the path always loads.

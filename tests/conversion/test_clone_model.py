@@ -9,11 +9,11 @@ import pytest
 
 import keras_mk
 from keras_mk import fresh_copy
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 
 def mk_paths(model):
-    return [path for path, _ in registry.mk_layers_of(model)]
+    return [path for path, _ in class_map.mk_layers_of(model)]
 
 
 def assert_converted_equal(original, inputs, expected_layers, **kwargs):
@@ -26,7 +26,7 @@ def assert_converted_equal(original, inputs, expected_layers, **kwargs):
     models.assert_same_weights(original, before)
     after = json.dumps(original.get_config(), sort_keys=True, default=str)
     assert after == config
-    assert not registry.mk_layers_of(original)
+    assert not class_map.mk_layers_of(original)
     assert type(mk) is type(original)
     assert len(mk_paths(mk)) == expected_layers
     inference = models.numpy(mk(inputs))
@@ -46,7 +46,7 @@ def test_sequential_and_dropout_in_training_mode():
     model = models.mlp()
     x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
     mk = assert_converted_equal(model, x, 2, expansion=2, seed=7)
-    layers = [layer for _, layer in registry.mk_layers_of(mk)]
+    layers = [layer for _, layer in class_map.mk_layers_of(mk)]
     assert [type(layer).__name__ for layer in layers] == ["MKDense"] * 2
     assert [layer.seed for layer in layers] == [7, 8]
     assert all(layer.expansion == 2 for layer in layers)
@@ -79,7 +79,7 @@ def test_nested_functional_shared_layers_and_attention():
     # inner, shared (once), 4 MHA EinsumDense, conv, depthwise, einsum.
     mk = assert_converted_equal(model, x, 9)
     assert "mha/query" in mk_paths(mk)
-    classes = {type(layer).__name__ for _, layer in registry.mk_layers_of(mk)}
+    classes = {type(layer).__name__ for _, layer in class_map.mk_layers_of(mk)}
     assert classes == {
         "MKDense",
         "MKEinsumDense",
@@ -115,7 +115,7 @@ def test_t5_backbone_from_local_preset_reaches_all_36_dense_layers(t5, mk_t5):
     paths = mk_paths(mk_t5)
     assert len(paths) == 36
     assert "transformer_decoder_layer_1/cross_attention/key_projector" in paths
-    assert not registry.mk_layers_of(t5)
+    assert not class_map.mk_layers_of(t5)
     x = models.t5_inputs()
     ref, out = t5(x), mk_t5(x)
     train = mk_t5(x, training=True)
@@ -135,7 +135,7 @@ def test_t5_backbone_original_is_untouched_byte_for_byte(t5):
     mk(models.t5_inputs(), training=True)  # and training the copy
     models.assert_same_weights(t5, before)
     assert json.dumps(t5.get_config(), sort_keys=True, default=str) == config
-    assert not registry.mk_layers_of(t5)
+    assert not class_map.mk_layers_of(t5)
 
 
 @pytest.mark.parametrize(
@@ -154,12 +154,12 @@ def test_resnets_convert_and_collapse(builder, count):
     x = models.images()
     mk = assert_converted_equal(model, x, count, expansion=2, seed=0)
     rng = np.random.default_rng(0)
-    for _, layer in registry.mk_layers_of(mk):
+    for _, layer in class_map.mk_layers_of(mk):
         shape = tuple(layer.expanded_kernel.shape)
         layer.set_expanded_kernel(rng.normal(0, 0.2, shape).astype("float32"))
     plain = keras_mk.collapse(mk)
     assert type(plain) is type(model)
-    assert not registry.mk_layers_of(plain)
+    assert not class_map.mk_layers_of(plain)
     assert json.dumps(plain.get_config(), sort_keys=True, default=str) == (
         json.dumps(model.get_config(), sort_keys=True, default=str)
     )
@@ -196,7 +196,7 @@ def test_layer_kwargs_reach_every_layer():
         concentration=2.0,
         expand_bias=True,
     )
-    for _, layer in registry.mk_layers_of(mk):
+    for _, layer in class_map.mk_layers_of(mk):
         assert layer.expansion == 4
         assert layer.probabilities == "uniform"
         assert layer.concentration == 2.0
@@ -212,7 +212,7 @@ def test_fit_trains_the_copies_apart_and_leaves_original():
     x, y = models.images(8), np.ones((8, 3), "float32")
     mk.fit(x, y, batch_size=4, epochs=1, verbose=0)
     models.assert_same_weights(model, before)
-    for _, layer in registry.mk_layers_of(mk):
+    for _, layer in class_map.mk_layers_of(mk):
         copies = models.numpy(layer.expanded_kernel)
         # Different p per copy: different gradients, so the copies diverge.
         assert not np.array_equal(copies[0], copies[1])
@@ -257,7 +257,7 @@ def test_plain_save_of_layers_a_config_cannot_describe_is_refused(tmp_path):
 
 
 def mk_paths_layers(model):
-    return registry.mk_layers_of(model)
+    return class_map.mk_layers_of(model)
 
 
 def test_clone_model_serializes_the_model_once(monkeypatch):
@@ -277,7 +277,7 @@ def test_clone_model_serializes_the_model_once(monkeypatch):
     assert len(calls) == 1, calls
     undescribed = {
         path
-        for path, layer in registry.mk_layers_of(mk)
+        for path, layer in class_map.mk_layers_of(mk)
         if "save_own_variables" in layer.__dict__
     }
     # The attention's projections are built in its `__init__`: not in the

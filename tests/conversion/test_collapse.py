@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 
 def perturb_copies(model, seed=0):
     """Gives every copy its own values, as training would."""
     rng = np.random.default_rng(seed)
-    for _, layer in registry.mk_layers_of(model):
+    for _, layer in class_map.mk_layers_of(model):
         shape = tuple(layer.expanded_kernel.shape)
         layer.set_expanded_kernel(rng.normal(0, 0.3, shape).astype("float32"))
         if layer.expand_bias and layer.bias_copies:
@@ -37,23 +37,23 @@ def test_collapse_equals_inference_and_restores_config():
     plain = keras_mk.collapse(mk)
     models.assert_same_weights(mk, mk_before)
     assert type(plain) is type(model)
-    assert not registry.mk_layers_of(plain)
+    assert not class_map.mk_layers_of(plain)
     assert config_json(plain) == config_json(model)
     assert plain.count_params() == model.count_params()
     np.testing.assert_allclose(
         models.numpy(plain(x)), models.numpy(mk(x)), rtol=0, atol=1e-5
     )
     # The collapsed kernel is exactly the mean of the copies.
-    for path, layer in registry.mk_layers_of(mk):
-        target = dict(registry.iter_layers(plain))[path]
-        assert type(target) is registry.plain_class_for(layer)
+    for path, layer in class_map.mk_layers_of(mk):
+        target = dict(class_map.iter_layers(plain))[path]
+        assert type(target) is class_map.plain_class_for(layer)
         np.testing.assert_array_equal(
             models.numpy(target.kernel), models.numpy(layer.kernel)
         )
 
 
 def test_collapse_t5_backbone(t5, mk_t5):
-    layers = [layer for _, layer in registry.mk_layers_of(mk_t5)]
+    layers = [layer for _, layer in class_map.mk_layers_of(mk_t5)]
     saved = [models.numpy(layer.expanded_kernel) for layer in layers]
     perturb_copies(mk_t5)
     try:
@@ -86,7 +86,7 @@ def test_collapse_without_mk_layers_is_an_equivalent_copy():
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_collapse_rejects_non_finite_mean_kernel(bad):
     mk = keras_mk.clone_model(models.mlp())
-    layer = registry.mk_layers_of(mk)[1][1]
+    layer = class_map.mk_layers_of(mk)[1][1]
     value = models.numpy(layer.expanded_kernel).copy()
     value[2, 0, 0] = bad
     layer.set_expanded_kernel(value)

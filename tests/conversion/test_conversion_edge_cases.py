@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 
 def _x(model, batch=3, seed=0):
@@ -32,7 +32,7 @@ def assert_clone_function_converts_two_exactly(original):
     mk = keras.models.clone_model(
         original, clone_function=keras_mk.clone_function(expansion=2)
     )
-    assert len(registry.mk_layers_of(mk)) == 2
+    assert len(class_map.mk_layers_of(mk)) == 2
     assert_converted_equal(original, mk, _x(original))
 
 
@@ -50,7 +50,7 @@ def ops_and_add_layer_model():
 def test_functional_with_ops_named_like_layers_converts_exactly():
     original = ops_and_add_layer_model()
     mk = keras_mk.clone_model(original, seed=0)
-    assert len(registry.mk_layers_of(mk)) == 2
+    assert len(class_map.mk_layers_of(mk)) == 2
     assert_converted_equal(original, mk, _x(original))
     plain = keras_mk.collapse(mk)
     np.testing.assert_array_equal(
@@ -68,7 +68,7 @@ def test_clone_function_passed_uncalled_uses_the_default_expansion():
     mk = keras.models.clone_model(
         original, clone_function=keras_mk.clone_function
     )
-    layers = registry.mk_layers_of(mk)
+    layers = class_map.mk_layers_of(mk)
     assert [layer.expansion for _, layer in layers] == [3, 3]
     assert_converted_equal(original, mk, _x(original))
     # Keras hands it the ops on Keras tensors too (`x + 3.0`).
@@ -76,7 +76,7 @@ def test_clone_function_passed_uncalled_uses_the_default_expansion():
     mk = keras.models.clone_model(
         original, clone_function=keras_mk.clone_function
     )
-    assert len(registry.mk_layers_of(mk)) == 2
+    assert len(class_map.mk_layers_of(mk)) == 2
     assert_converted_equal(original, mk, _x(original))
 
 
@@ -150,7 +150,7 @@ def test_shared_layer_stays_shared_with_one_set_of_copies(builder):
     x = _x(original)
     mk = keras_mk.clone_model(original, seed=0)
     assert_converted_equal(original, mk, x)
-    converted = registry.mk_layers_of(mk)
+    converted = class_map.mk_layers_of(mk)
     shared = [layer for _, layer in converted if layer.name == "shared"]
     assert len(shared) == 1
     # One set of copies: 3 kernel copies + bias for `shared`, and the head.
@@ -189,7 +189,7 @@ def test_collapse_of_a_subclassed_model_made_of_mk_layers(tmp_path):
     mk.compile("adam", "mse")
     mk.fit(x, np.ones((4, 2), "float32"), epochs=2, verbose=0)
     plain = keras_mk.collapse(mk)
-    assert not registry.mk_layers_of(plain)
+    assert not class_map.mk_layers_of(plain)
     assert len(plain.weights) == 4
     np.testing.assert_array_equal(
         models.numpy(plain(x)), models.numpy(mk(x, training=False))
@@ -213,7 +213,7 @@ def test_quantize_of_an_mk_model_raises_and_changes_nothing():
         mk.quantize("int8")
     models.assert_same_weights(mk, before)
     with pytest.raises(ValueError, match="collapse"):
-        registry.mk_layers_of(mk)[0][1].quantize("int8")
+        class_map.mk_layers_of(mk)[0][1].quantize("int8")
 
 
 def test_collapse_then_quantize_int8_saves_and_reloads(tmp_path):
@@ -249,7 +249,7 @@ def test_layers_inside_time_distributed_are_converted(route):
         mk = keras.models.clone_model(
             original, clone_function=keras_mk.clone_function
         )
-    paths = [p for p, _ in registry.mk_layers_of(mk)]
+    paths = [p for p, _ in class_map.mk_layers_of(mk)]
     assert len(paths) == 2, paths
     assert_converted_equal(original, mk, _x(original))
 
@@ -281,7 +281,7 @@ def test_summary_lists_kernel_layers_left_plain_and_conversion_warns():
     assert plain.get("scale") == "no MK version of this layer", plain
     # The LSTMs inside `Bidirectional` are converted, with their cells.
     assert not any(p.startswith("bi/") for p in plain), plain
-    mk_paths = [p for p, _ in registry.mk_layers_of(mk)]
+    mk_paths = [p for p, _ in class_map.mk_layers_of(mk)]
     assert sum(p.startswith("bi/") for p in mk_paths) == 2, mk_paths
     assert "left plain" in str(summary)
     assert_converted_equal(original, mk, _x(original))
@@ -301,7 +301,7 @@ def test_conv_transpose_layers_convert_and_collapse(layer):
     inputs = keras.Input((4,) * rank + (2,))
     original = keras.Model(inputs, layer(inputs))
     mk = keras_mk.clone_model(original, seed=0)
-    assert len(registry.mk_layers_of(mk)) == 1
+    assert len(class_map.mk_layers_of(mk)) == 1
     x = _x(original)
     assert_converted_equal(original, mk, x)
     mk.compile("sgd", "mse")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_bad_arguments_raise_and_leave_the_model_alone(kwargs, error, message):
         keras_mk.clone_model(model, **kwargs)
     models.assert_same_weights(model, before)
     assert json.dumps(model.get_config(), sort_keys=True) == config
-    assert not registry.mk_layers_of(model)
+    assert not class_map.mk_layers_of(model)
 
 
 @pytest.mark.parametrize(
@@ -93,11 +93,13 @@ def test_converting_an_mk_model_again_is_an_error():
     models.assert_same_weights(mk, before)
 
 
-def test_lora_layers_are_refused():
+def test_a_quantized_layer_without_lora_is_refused_naming_it():
     model = models.mlp()
-    model.get_layer("head").enable_lora(2)
-    with pytest.raises(ValueError, match="'head' has LoRA enabled"):
+    model.quantize("int8")
+    before = models.weights_snapshot(model)
+    with pytest.raises(ValueError, match="'hidden' is quantized .int8."):
         keras_mk.clone_model(model)
+    models.assert_same_weights(model, before)
 
 
 def test_save_and_export_paths_are_checked():

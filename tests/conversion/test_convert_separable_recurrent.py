@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
-mk_layers = registry.mk_layers_of
+mk_layers = class_map.mk_layers_of
 
 BACKEND = keras.backend.backend()
 
@@ -89,7 +89,7 @@ def test_conversion_keeps_outputs_and_collapse_undoes_it(builder, data):
         rtol=1e-5,
         atol=1e-6,
     )
-    assert registry.left_plain(mk, kernels_only=True) == []
+    assert class_map.left_plain(mk, kernels_only=True) == []
     mk.compile(keras.optimizers.Adam(0.01), "mse")
     mk.fit(x, targets(), batch_size=4, verbose=0)
 
@@ -101,7 +101,7 @@ def test_conversion_keeps_outputs_and_collapse_undoes_it(builder, data):
     ]
     for layer in small.layers:
         cell = getattr(layer, "cell", None)
-        assert cell is None or not registry.is_mk_layer(cell)
+        assert cell is None or not class_map.is_mk_layer(cell)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +114,7 @@ def test_a_recurrent_layer_and_its_cell_convert_together(layers):
     lstm = mk.layers[1]
     assert type(lstm) is keras_mk.layers.MKLSTM
     assert type(lstm.cell) is keras_mk.layers.MKLSTMCell
-    assert [p for p, _ in registry.mk_layers_of(mk)] == ["lstm/lstm_cell"]
+    assert [p for p, _ in class_map.mk_layers_of(mk)] == ["lstm/lstm_cell"]
 
 
 def test_clone_function_converts_the_cell_with_its_layer():

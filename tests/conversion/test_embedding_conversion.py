@@ -8,7 +8,7 @@ import tiny_hub
 from hub_tasks import TRANSFORMER
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 from keras_mk.layers.mk_embedding import MKReversibleTable
 
 V, D, T = 20, 6, 5
@@ -56,15 +56,15 @@ def assert_converted_outputs(plain, mk, x):
 def test_tables_are_left_plain_and_listed_unless_selected():
     model = text_model()
     mk = keras_mk.clone_model(model, seed=0)
-    assert [p for p, _ in registry.mk_layers_of(mk)] == ["head"]
-    assert registry.left_plain(mk) == [
-        ("table", "Embedding", registry.NOT_SELECTED)
+    assert [p for p, _ in class_map.mk_layers_of(mk)] == ["head"]
+    assert class_map.left_plain(mk) == [
+        ("table", "Embedding", class_map.NOT_SELECTED)
     ]
     selected = keras_mk.clone_model(model, embeddings=True, seed=0)
-    assert [p for p, _ in registry.mk_layers_of(selected)] == ["table", "head"]
-    assert registry.left_plain(selected) == []
+    assert [p for p, _ in class_map.mk_layers_of(selected)] == ["table", "head"]
+    assert class_map.left_plain(selected) == []
     named = keras_mk.clone_model(model, layers=[keras.layers.Embedding])
-    assert [p for p, _ in registry.mk_layers_of(named)] == ["table"]
+    assert [p for p, _ in class_map.mk_layers_of(named)] == ["table"]
     with pytest.raises(ValueError, match="embeddings"):
         keras_mk.clone_model(model, embeddings="yes")
 
@@ -76,7 +76,7 @@ def test_clone_function_selects_tables_the_same_way():
             model,
             clone_function=keras_mk.clone_function(embeddings=embeddings),
         )
-        assert len(registry.mk_layers_of(mk)) == expected
+        assert len(class_map.mk_layers_of(mk)) == expected
 
 
 def test_summary_shares_computed_by_hand():
@@ -192,7 +192,7 @@ def test_keras_hub_models_simulate_their_tables():
             models.outputs(small, x, False), models.outputs(mk, x, False)
         )
         left = keras_mk.conversion_summary(keras_mk.clone_model(model))
-        assert any(r == registry.NOT_SELECTED for _, _, r in left.left_plain)
+        assert any(r == class_map.NOT_SELECTED for _, _, r in left.left_plain)
 
 
 def test_gemma_lookup_and_tied_reverse_share_one_draw_per_step():
@@ -220,8 +220,8 @@ def test_keras_hub_backbone_with_tables_saves_and_loads(tmp_path):
     path = str(tmp_path / "gpt2.keras")
     keras_mk.save_model(mk, path)
     restored = keras_mk.load_model(path)
-    assert [(p, type(la).__name__) for p, la in registry.mk_layers_of(mk)] == [
-        (p, type(la).__name__) for p, la in registry.mk_layers_of(restored)
+    assert [(p, type(la).__name__) for p, la in class_map.mk_layers_of(mk)] == [
+        (p, type(la).__name__) for p, la in class_map.mk_layers_of(restored)
     ]
     models.assert_same_variables(mk, restored)
     models.assert_same_outputs(mk, restored, x)

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 keras_hub = pytest.importorskip("keras_hub")
 BACKEND = keras.backend.backend()
@@ -98,7 +98,7 @@ def test_converted_task_shares_the_preprocessor_its_config_cannot_record(
     assert keras_mk.collapse(mk).preprocessor is task.preprocessor
     # The original is untouched: its backbone is not the copy's.
     assert mk.backbone is not task.backbone
-    assert not registry.mk_layers_of(task)
+    assert not class_map.mk_layers_of(task)
 
 
 def test_clone_function_route_warns_that_the_task_loses_its_preprocessor(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
@@ -18,14 +18,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 def seed_states(model):
     return [
         models.numpy(layer.seed_generator.state.value)
-        for _, layer in registry.mk_layers_of(model)
+        for _, layer in class_map.mk_layers_of(model)
     ]
 
 
 def assert_same_state(a, b):
     assert type(a) is type(b)
-    assert [p for p, _ in registry.mk_layers_of(a)] == [
-        p for p, _ in registry.mk_layers_of(b)
+    assert [p for p, _ in class_map.mk_layers_of(a)] == [
+        p for p, _ in class_map.mk_layers_of(b)
     ]
     models.assert_same_variables(a, b)
     for x, y in zip(seed_states(a), seed_states(b)):
@@ -73,7 +73,7 @@ def test_t5_backbone_round_trip_keeps_class_weights_and_seeds(mk_t5, tmp_path):
     keras_mk.save_model(mk_t5, path)
     restored = keras_mk.load_model(path)
     assert type(restored).__name__ == "T5Backbone"
-    assert len(registry.mk_layers_of(restored)) == 36
+    assert len(class_map.mk_layers_of(restored)) == 36
     assert_same_state(mk_t5, restored)
     models.assert_same_outputs(mk_t5, restored, x)
 
@@ -98,7 +98,7 @@ def test_resnet_round_trip_keeps_class_weights_and_seeds(builder, tmp_path):
     path = str(tmp_path / "mk_resnet.keras")
     keras_mk.save_model(mk, path)
     restored = keras_mk.load_model(path)
-    assert registry.mk_layers_of(restored)
+    assert class_map.mk_layers_of(restored)
     assert_same_state(mk, restored)
     models.assert_same_outputs(mk, restored, x)
 

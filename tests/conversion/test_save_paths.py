@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import keras_mk
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 keras_hub = pytest.importorskip("keras_hub")
 
@@ -31,8 +31,8 @@ def test_model_save_of_a_converted_backbone_loads_exactly(mk_bert, tmp_path):
     mk_bert.save(path)
     restored = keras_mk.load_model(path)
     assert type(restored) is type(mk_bert)
-    assert len(registry.mk_layers_of(restored)) == len(
-        registry.mk_layers_of(mk_bert)
+    assert len(class_map.mk_layers_of(restored)) == len(
+        class_map.mk_layers_of(mk_bert)
     )
     models.assert_same_variables(mk_bert, restored)
     models.assert_same_outputs(mk_bert, restored, models.bert_inputs())
@@ -50,7 +50,7 @@ def test_save_to_preset_refuses_before_writing(mk_bert, tmp_path):
     for config in directory.glob("*.json"):
         assert "keras_mk" not in config.read_text(), config.name
     plain = keras_hub.models.Backbone.from_preset(str(directory))
-    assert not registry.mk_layers_of(plain)
+    assert not class_map.mk_layers_of(plain)
 
 
 def test_task_built_around_an_mk_backbone_refuses_a_plain_save(
@@ -177,7 +177,7 @@ def test_plain_checkpoint_starts_an_mk_model_with_replicated_copies(
     other = models.t5_backbone()  # other initial weights
     mk = keras_mk.clone_model(other, seed=0)
     mk.load_weights(path)
-    for _, layer in registry.mk_layers_of(mk):
+    for _, layer in class_map.mk_layers_of(mk):
         first = models.numpy(layer.kernel_copies[0])
         for copy in layer.kernel_copies[1:]:
             np.testing.assert_array_equal(models.numpy(copy), first)

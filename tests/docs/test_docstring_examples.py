@@ -22,7 +22,7 @@ BACKEND = keras.backend.backend()
 NEEDS = {
     # `keras.distribution` runs on JAX.
     "keras_mk.distribution.mk_layout_map": ("jax", "keras_hub"),
-    "keras_mk.conversion.saving.save_model": ("keras_hub",),
+    "keras_mk.conversion.saving.archive.save_model": ("keras_hub",),
 }
 
 

@@ -1,6 +1,6 @@
 """One small configuration per MK layer class, shared by the layer tests.
 
-The classes come from `keras_mk.conversion.registry.MK_CLASSES`, so a new MK
+The classes come from `keras_mk.conversion.class_map.mk_classes()`, so a new MK
 class is in every shared test (`run_layer_test`, the semantics against the
 plain Keras layer, probability sharing, argument validation) as soon as it
 is registered: until it has a spec here, those tests fail naming it.
@@ -11,7 +11,7 @@ import dataclasses
 import pytest
 
 from keras_mk import layers
-from keras_mk.conversion import registry
+from keras_mk.conversion import class_map
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,18 +96,18 @@ OWN_TESTS = {
 }
 # Every registered MK class the shared tests take, in a stable order.
 MK_CLASSES = sorted(
-    (c for c in registry.MK_CLASSES.values() if c.__name__ not in OWN_TESTS),
+    (c for c in class_map.mk_classes().values() if c.__name__ not in OWN_TESTS),
     key=lambda c: c.__name__,
 )
 IDS = [cls.__name__ for cls in MK_CLASSES]
-_PLAIN = {mk: plain for plain, mk in registry.MK_CLASSES.items()}
+_PLAIN = {mk: plain for plain, mk in class_map.mk_classes().items()}
 
 
 def spec(cls):
     """The spec of `cls`; fails the test naming the class if it has none."""
     if cls not in SPECS:
         pytest.fail(
-            f"{cls.__name__} is registered in keras_mk.conversion.registry."
+            f"{cls.__name__} is registered in keras_mk.conversion.class_map."
             "MK_CLASSES but has no test spec: add one to "
             "tests/layers/layer_specs.py"
         )

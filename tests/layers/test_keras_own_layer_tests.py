@@ -67,12 +67,35 @@ KERAS_TESTS = {
         {"ReversibleEmbedding": layers.MKReversibleEmbedding},
     ),
 }
+# Only the LoRA tests of these: the rest of their layers' contract is
+# checked by `test_mk_keras_contract.py` on every backend.
+KERAS_LORA_TESTS = {
+    "core.dense_test": (("DenseTest",), {"Dense": layers.MKDense}),
+    "core.einsum_dense_test": (
+        ("EinsumDenseTest",),
+        {"EinsumDense": layers.MKEinsumDense},
+    ),
+    "convolutional.conv_test": (
+        ("ConvBasicTest",),
+        {
+            "Conv1D": layers.MKConv1D,
+            "Conv2D": layers.MKConv2D,
+            "Conv3D": layers.MKConv3D,
+        },
+    ),
+}
 
 _QUANTIZE = (
     "MK layers refuse `quantize` (a quantized MK layer would silently stop "
     "training its copies): collapse first, then quantize the plain model"
 )
-_LORA = "MK layers refuse LoRA: collapse first, then enable LoRA"
+
+_LORA_SAVES = (
+    "an MK layer with LoRA saves its frozen kernel and every copy of its "
+    "factors, so that training resumes exactly; a Keras LoRA layer saves "
+    "its factors merged into the kernel (`keras_mk.collapse(model).save` "
+    "writes that file, see docs/lora.md)"
+)
 
 # Test name prefix (parameterized tests add suffixes) -> why it differs.
 DIFFERENCES = {
@@ -84,12 +107,19 @@ DIFFERENCES = {
     "test_reversible_embedding_quantize": _QUANTIZE,
     "test_reversible_embedding_int8": _QUANTIZE,
     "test_legacy_load_own_variables": _QUANTIZE,
-    "test_enable_lora": _LORA,
-    "test_lora": _LORA,
+    "test_enable_lora_conv": _LORA_SAVES,
+    "test_enable_lora": _LORA_SAVES,
 }
-# Tests under those prefixes that only ask for a `ValueError` from
-# `quantize`: MK's refusal is one, so they pass.
-REFUSALS_THAT_PASS = ("test_quantize_invalid_mode", "test_quantize_on_unbuilt")
+# Tests under those prefixes that pass: those that only ask for a
+# `ValueError` from `quantize` (MK's refusal is one), and the LoRA tests
+# that save nothing.
+REFUSALS_THAT_PASS = (
+    "test_quantize_invalid_mode",
+    "test_quantize_on_unbuilt",
+    "test_enable_lora_with",
+    "test_enable_lora_on",
+    "test_enable_lora_when",
+)
 
 
 def difference(test_name):
@@ -103,16 +133,19 @@ def difference(test_name):
 
 
 def _keras_test_classes():
-    for module_name, (class_names, replaced) in KERAS_TESTS.items():
+    tests = [(k, v, False) for k, v in KERAS_TESTS.items()]
+    tests += [(k, v, True) for k, v in KERAS_LORA_TESTS.items()]
+    for module_name, (class_names, replaced), lora_only in tests:
         module = _keras_private.keras_layer_test_module(module_name)
         replacements = {
             name: at_expansion_one(cls) for name, cls in replaced.items()
         }
         for class_name in class_names:
-            yield f"MK{class_name}", getattr(module, class_name), replacements
+            base = getattr(module, class_name)
+            yield f"MK{class_name}", base, replacements, lora_only
 
 
-def _with_mk_classes(base, replacements):
+def _with_mk_classes(base, replacements, lora_only):
     @pytest.fixture(autouse=True)
     def mk_classes(self, request):
         why = difference(request.node.name)
@@ -121,7 +154,16 @@ def _with_mk_classes(base, replacements):
         with _keras_private.layers_replaced(replacements):
             yield
 
-    return type(base.__name__, (base,), {"_mk_classes": mk_classes})
+    members = {"_mk_classes": mk_classes}
+    if lora_only:  # a non-callable attribute is not collected
+        members.update(
+            {
+                name: None
+                for name in dir(base)
+                if name.startswith("test") and "lora" not in name
+            }
+        )
+    return type(base.__name__, (base,), members)
 
 
 try:
@@ -130,7 +172,7 @@ except ModuleNotFoundError:  # Keras 3.14's wheel ships no layer tests
     pytest.skip(
         "this Keras wheel ships no layer tests", allow_module_level=True
     )
-for _name, _base, _replacements in _CLASSES:
-    globals()[_name] = _with_mk_classes(_base, _replacements)
+for _name, _base, _replacements, _lora_only in _CLASSES:
+    globals()[_name] = _with_mk_classes(_base, _replacements, _lora_only)
 # Keras's own (unpatched) class must not be collected as a test here.
-del _name, _base, _replacements
+del _name, _base, _replacements, _lora_only

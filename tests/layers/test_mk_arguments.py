@@ -136,13 +136,9 @@ def test_mk_arguments_are_keyword_only_in_the_conversion():
         keras_mk.clone_function(3)
 
 
-def test_lora_and_quantization_are_refused_with_a_way_out():
-    with pytest.raises(ValueError, match="Received: lora_rank=4"):
-        layers.MKDense(2, lora_rank=4)
+def test_quantization_is_refused_with_a_way_out():
     layer = layers.MKDense(2)
     layer.build((None, 3))
-    with pytest.raises(NotImplementedError, match="collapse"):
-        layer.enable_lora(2)
     with pytest.raises(ValueError, match="collapse"):
         layer.quantize("int8")
 

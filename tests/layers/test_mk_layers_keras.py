@@ -74,10 +74,10 @@ class MKLayerKerasTest(TestCase):
 
 
 def test_every_registered_mk_class_has_a_spec_or_its_own_tests():
-    from keras_mk.conversion import registry
+    from keras_mk.conversion import class_map
 
     specs, own = layer_specs.SPECS, layer_specs.OWN_TESTS
-    registered = registry.MK_CLASSES.values()
+    registered = class_map.mk_classes().values()
     missing = [
         c.__name__
         for c in registered

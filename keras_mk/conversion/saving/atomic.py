@@ -19,6 +19,8 @@ import os
 import shutil
 import tempfile
 
+from keras_mk import _keras_private
+
 PARTIAL_SUFFIX = ".keras_mk-partial"
 
 
@@ -76,3 +78,23 @@ def atomic_write(filepath):
         _fsync_directory(directory)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+
+
+def is_local_file(filepath):
+    """Whether `filepath` is on the local file system (not `gs://...`)."""
+    return not isinstance(filepath, str) or "://" not in filepath
+
+
+def atomic_save(write, filepath, overwrite):
+    """Runs `write(path)` through `atomic_write` for a local file.
+
+    Returns False (nothing written) when `filepath` exists, `overwrite` is
+    false and the user declines Keras's prompt.
+    """
+    filepath = os.fspath(filepath)
+    if os.path.exists(filepath) and not overwrite:
+        if not _keras_private.ask_to_overwrite(filepath):
+            return False
+    with atomic_write(filepath) as temporary:
+        write(temporary)
+    return True

@@ -8,9 +8,9 @@ import tempfile
 
 import keras
 
-from keras_mk.conversion import atomic
+from keras_mk.conversion import class_map
 from keras_mk.conversion import collapsing
-from keras_mk.conversion import model_checks
+from keras_mk.conversion.saving import atomic
 
 # Run in a TensorFlow-backend process: LiteRT export needs TensorFlow.
 _EXPORT_SCRIPT = """
@@ -62,7 +62,7 @@ def export_litert(model, filepath, input_signature=None):
             "not installed. Install the LiteRT extra: "
             'pip install "keras-mk[litert]"'
         )
-    model_checks.check_model(model, "export_litert")
+    class_map.check_model(model, "export_litert")
     filepath = os.fspath(filepath)
     if not filepath.endswith(".tflite"):
         raise ValueError(

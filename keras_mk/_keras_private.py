@@ -191,6 +191,91 @@ def set_hub_lora_state(layer, state):
         setattr(layer, name, copy.deepcopy(value))
 
 
+@contextlib.contextmanager
+def unallocated_variables():
+    """A scope in which new Keras variables hold no value yet (Keras's
+    stateless scope, its variables left uninitialized): a model built in
+    it allocates nothing until `initialize_with` gives each variable its
+    value, or `replace_variable` drops it.
+
+    A variable made from a value rather than an initializer (an
+    optimizer's iteration count, which a KerasHub task's `__init__`
+    creates by compiling) is made outside the scope, as usual: Keras's
+    stateless scope refuses it.
+    """
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common import variables
+    from keras.src.backend.common.stateless_scope import StatelessScope
+
+    original = variables.Variable.__init__
+
+    def __init__(self, initializer, *args, **kwargs):
+        if callable(initializer):
+            return original(self, initializer, *args, **kwargs)
+        scope = global_state.get_global_attribute("stateless_scope")
+        global_state.set_global_attribute("stateless_scope", None)
+        try:
+            return original(self, initializer, *args, **kwargs)
+        finally:
+            global_state.set_global_attribute("stateless_scope", scope)
+
+    variables.Variable.__init__ = __init__
+    try:
+        with StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        variables.Variable.__init__ = original
+
+
+def initialize_with(variable, value):
+    """Gives a variable created in `unallocated_variables` its value."""
+    variable._initializer = lambda shape, dtype=None: value
+    variable._deferred_initialize()
+    _forget_uninitialized([variable])
+
+
+def _forget_uninitialized(variables):
+    from keras.src.backend.common import global_state
+
+    ids = {id(v) for v in variables}
+    pending = global_state.get_global_attribute("uninitialized_variables")
+    if pending:
+        pending[:] = [v for v in pending if id(v) not in ids]
+
+
+def replace_variable(layer, old, new):
+    """Makes `layer` hold the variable `new` wherever it holds `old` (an
+    attribute, its tracked lists), and forgets `old`: it is never
+    allocated if it was created in `unallocated_variables`."""
+    with unlocked_state(layer):
+        for name, value in list(layer.__dict__.items()):
+            if value is old:
+                layer.__dict__[name] = new
+        for store, (_, variables) in layer._tracker.config.items():
+            for i, value in enumerate(variables):
+                if value is old:
+                    variables[i] = new
+                    layer._tracker.stored_ids[store].discard(id(old))
+                    layer._tracker.stored_ids[store].add(id(new))
+    _forget_uninitialized([old])
+    if keras.backend.backend() == "torch" and hasattr(layer, "_torch_params"):
+        layer._track_variables()
+
+
+def is_unallocated(variable):
+    """Whether a variable made in `unallocated_variables` has no value."""
+    return variable._value is None
+
+
+def holds_variable(layer, variable):
+    """Whether `layer` itself (not a nested layer) tracks `variable`."""
+    return any(
+        value is variable
+        for _, variables in layer._tracker.config.values()
+        for value in variables
+    )
+
+
 def set_own_trainable(layer, value):
     """Sets a layer's `trainable` flag alone: Keras's setter also sets its
     variables' and every nested layer's, which undoes the flags of nested

@@ -424,3 +424,25 @@ def test_hub_lora_state_is_what_keras_hub_enable_lora_records():
     assert other._lora_rank == 2
     assert list(other._lora_enabled_layers) == state["_lora_enabled_layers"]
     assert other._lora_enabled_layers is not backbone._lora_enabled_layers
+
+
+def test_unallocated_variables_are_given_values_or_replaced():
+    source = keras.layers.Dense(3)
+    source.build((None, 2))
+    with _keras_private.unallocated_variables():
+        layer = keras.layers.Dense(3)
+        layer.build((None, 2))
+        # A value-initialized variable (an optimizer's count) is allowed.
+        count = keras.Variable(0, dtype="int32", trainable=False)
+    assert _keras_private.is_unallocated(layer._kernel)
+    assert not _keras_private.is_unallocated(count)
+    assert _keras_private.holds_variable(layer, layer._kernel)
+    assert not _keras_private.holds_variable(layer, source._kernel)
+    _keras_private.initialize_with(layer.bias, np.ones(3, "float32"))
+    _keras_private.replace_variable(layer, layer._kernel, source._kernel)
+    assert layer._kernel is source._kernel
+    assert any(v is source._kernel for v in layer.weights)
+    x = np.ones((1, 2), "float32")
+    np.testing.assert_allclose(
+        numpy(layer(x)), numpy(x @ numpy(source.kernel) + 1.0), rtol=1e-6
+    )

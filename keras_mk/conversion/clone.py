@@ -66,6 +66,9 @@ def _layer_config(config, index):
     return config.replace(seed=config.seed + index)
 
 
+#: The name Keras gives a `SeedGenerator`'s state variable.
+SEED_STATE = "seed_generator_state"
+
 #: What `layers=None` selects in a model with LoRA enabled: its LoRA
 #: layers (their adapters), the tables among them included.
 LORA_LAYERS = object()
@@ -289,7 +292,9 @@ def clone_model(model, *, layers=None, embeddings=False, **mk_arguments):
     """
     plan, surveyed = conversion_plan(model, layers, embeddings, **mk_arguments)
     walked = [(item.path, item.layer) for item in surveyed]
-    copied = copying.copy_model(model, walked, "convert")
+    copied = copying.copy_model(
+        model, walked, "convert", _frozen_base(surveyed)
+    )
     converted = 0
     for path, layer in copied.layers:
         if path in plan:
@@ -342,6 +347,28 @@ def _check_all_converted(model, plan, converted):
             f"Only {converted} of the {len(plan)} layers to convert were "
             f"found in model '{model.name}'."
         )
+
+
+def _frozen_base(surveyed):
+    """What the copy of a LoRA model shares with it: the ids of its frozen
+    variables (a LoRA layer's kernel, its quantized form and scale; every
+    variable of a frozen layer), seed states left out.
+
+    LoRA freezes most of a large model: copying it would double the
+    memory a LoRA user budgets for. The copy holds the same variables, as
+    Keras's own `enable_lora` keeps them; nothing trains them.
+    """
+    if not any(item.lora_enabled for item in surveyed):
+        return frozenset()
+    frozen = set()
+    for item in surveyed:
+        layer = item.layer
+        if layer.trainable and not item.lora_enabled:
+            continue
+        for variable in layer.weights:
+            if not variable.trainable and variable.name != SEED_STATE:
+                frozen.add(id(variable))
+    return frozenset(frozen)
 
 
 def _warn_left_plain(model, surveyed):

@@ -14,6 +14,7 @@ a task therefore uses the original's preprocessor object, as layers shared
 between models are used in Keras.
 """
 
+import contextlib
 import copy as copy_module
 import dataclasses
 import tempfile
@@ -41,29 +42,43 @@ class Copied:
     layers: list
 
 
-def copy_model(model, walked, what):
+def copy_model(model, walked, what, shared=frozenset()):
     """A new model from `model`'s config, holding copies of its variables.
 
     Args:
         model: a built `keras.Model`.
         walked: its `(path, layer)` pairs (`iter_layers`).
         what: what the copy is for (`"convert"`), for error messages.
+        shared: ids of variables of `model` that the copy holds as they
+            are, never copied (a LoRA model's frozen base). With any, the
+            copy is built without allocating its variables, each one
+            allocated as it is given its value: peak memory is the
+            original plus what the copy does not share.
 
     Returns:
         A `Copied`, its model's variables assigned from `model`'s.
     """
-    copied = copy_structure(model, walked)
-    assign_pairwise(
-        model.variables,
-        copied.model.variables,
+    copied = copy_structure(model, walked, unallocated=bool(shared))
+    owners = [copied.model] + [layer for _, layer in copied.layers]
+    sources, targets = model.variables, copied.model.variables
+    check_pairs(
+        sources,
+        targets,
         f"Could not {what} model '{model.name}': its copy rebuilt from "
         "`get_config()` has different variables. Does every custom "
         "layer of the model implement `get_config()`?",
     )
+    for source, target in zip(sources, targets):
+        if id(source) in shared:
+            for layer in owners:
+                if _keras_private.holds_variable(layer, target):
+                    _keras_private.replace_variable(layer, target, source)
+        else:
+            assign(target, source)
     return copied
 
 
-def copy_structure(model, walked, config_transform=None):
+def copy_structure(model, walked, config_transform=None, unallocated=False):
     """A new model from `model`'s config, its variables as initialised.
 
     What the config and the variables do not record is kept too: a
@@ -75,6 +90,8 @@ def copy_structure(model, walked, config_transform=None):
         walked: its `(path, layer)` pairs (`iter_layers`).
         config_transform: optional function applied to the serialized
             config before the copy is deserialized.
+        unallocated: build the copy's variables without values (each
+            gets one from `assign`, or is replaced).
 
     Returns:
         A `Copied`.
@@ -90,7 +107,12 @@ def copy_structure(model, walked, config_transform=None):
         config = without_preprocessor(model, config)
         if config_transform is not None:
             config = config_transform(config)
-        with _keras_private.object_sharing_scope():
+        allocation = (
+            _keras_private.unallocated_variables()
+            if unallocated
+            else contextlib.nullcontext()
+        )
+        with allocation, _keras_private.object_sharing_scope():
             # Deserializing consumes parts of the config: build from a copy.
             copy = keras.saving.deserialize_keras_object(
                 copy_module.deepcopy(config), custom_objects=classes
@@ -227,14 +249,29 @@ def assign_pairwise(sources, targets, error, values=None):
         values: optional dict `id(source) -> value` overriding what is
             assigned for some sources.
     """
-    if variable_signature(sources) != variable_signature(targets):
-        raise ValueError(error)
+    check_pairs(sources, targets, error)
     values = values or {}
     for s, t in zip(sources, targets):
-        # A real copy: JAX's `fit` donates the buffers of a model's
-        # variables, which would delete the other model's values.
-        t.assign(fresh_copy(values.get(id(s), s.value)))
-        t.trainable = s.trainable
+        assign(t, s, values.get(id(s)))
+
+
+def check_pairs(sources, targets, error):
+    """Raises `ValueError(error)` unless the variables pair up."""
+    if variable_signature(sources) != variable_signature(targets):
+        raise ValueError(error)
+
+
+def assign(target, source, value=None):
+    """Gives `target` a copy of `source`'s value (or of `value`) and its
+    `trainable` flag; allocates it if it was built unallocated."""
+    # A real copy: JAX's `fit` donates the buffers of a model's
+    # variables, which would delete the other model's values.
+    value = fresh_copy(source.value if value is None else value)
+    if _keras_private.is_unallocated(target):
+        _keras_private.initialize_with(target, value)
+    else:
+        target.assign(value)
+    target.trainable = source.trainable
 
 
 def _keeps_assets(obj):

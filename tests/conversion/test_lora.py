@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import keras_mk
+from keras_mk import _keras_private
 from keras_mk import layers as mk_layers
 
 numpy = models.numpy
@@ -421,3 +422,22 @@ def test_the_merged_save_of_a_collapsed_float_model_loads_without_keras_mk(
     np.testing.assert_allclose(
         numpy(merged(x)), numpy(small(x)), rtol=1e-5, atol=1e-5
     )
+
+
+def test_the_frozen_base_is_the_originals_never_copied():
+    model = lora_model()
+    model.get_layer("head").trainable = False  # a frozen plain layer too
+    x = ids()
+    before = numpy(model(x))
+    mk = keras_mk.clone_model(model, expansion=E, seed=1)
+    for name in LORA_NAMES + ("head",):
+        frozen = [v for v in model.get_layer(name).weights if not v.trainable]
+        held = [v for v in mk.get_layer(name).weights if not v.trainable]
+        held = [v for v in held if v.name != "seed_generator_state"]
+        assert frozen and [id(v) for v in held] == [id(v) for v in frozen]
+    originals = {id(v) for v in model.variables}
+    assert not any(id(v) in originals for v in mk.trainable_variables)
+    assert not any(_keras_private.is_unallocated(v) for v in mk.variables)
+    # Training the MK model leaves the original as it was.
+    _trained(mk)
+    np.testing.assert_array_equal(numpy(model(x)), before)

@@ -3,7 +3,8 @@
 A KerasHub `GemmaCausalLM` built from its config (no preprocessor),
 `backbone.enable_lora(8)` on its default targets (the attention's query
 and value), trained with Adam by `train_on_batch` on token ids (a
-next-token loss through the tied embedding). Three variants, each in its own fresh process:
+next-token loss through the tied embedding). Three variants, each in its
+own fresh process:
 
 - `lora`: plain LoRA;
 - `mk_lora`: `keras_mk.clone_model` of it (e = 3), the adapters simulated;

@@ -21,3 +21,21 @@ from keras_mk.sampling.simplex import project_to_simplex
 from keras_mk.sampling.simplex import sample_dirichlet
 from keras_mk.sampling.simplex import spacings_to_probabilities
 from keras_mk.sampling.simplex import weighted_sum
+
+__all__ = [
+    "PROBABILITIES",
+    "adversarial_mixing_weight",
+    "exact_mean",
+    "hashed_uniforms",
+    "mean",
+    "mix_with_spacings",
+    "project_to_simplex",
+    "sample_dirichlet",
+    "sample_spacings",
+    "sampled_mix",
+    "sampled_mix_for",
+    "spacings_to_probabilities",
+    "training_uses_hash",
+    "uniforms",
+    "weighted_sum",
+]

@@ -117,6 +117,20 @@ def test_copies_are_laid_out_like_their_kernel():
     assert derived["block_0/ffw_dense/bias"] is None
 
 
+def test_lora_factor_copies_are_laid_out_like_their_factor():
+    plain = keras.distribution.LayoutMap(None)
+    plain[".*query/lora_kernel_a"] = (None, None, "model")
+    plain[".*query/lora_kernel_b"] = ("model", None)
+    derived = keras_mk.mk_layout_map(plain)
+    for factor in ("lora_kernel_a", "lora_kernel_b"):
+        path = f"block_0/attention/query/{factor}"
+        expected = _axes(plain[path])
+        assert expected is not None
+        for k in (1, 2):
+            assert _axes(derived[f"{path}_copy_{k}"]) == expected
+        assert plain[f"{path}_copy_1"] is None
+
+
 def test_a_loose_rule_does_not_match_a_copy_twice():
     plain = keras.distribution.LayoutMap(None)
     plain[".*kernel.*"] = (None, "model")

@@ -44,12 +44,20 @@ def outputs(task, name):
     if name == "masked_lm":
         features = hub_tasks.masked_lm_features()
         return _numpy(task.preprocessor.tokenizer(x)), _numpy(task(features))
-    if isinstance(x, np.ndarray) and x.dtype.kind == "U":
-        x = x.tolist()  # byte-pair tokenizers take lists, not NumPy strings
-    features = task.preprocessor(x)
+    features = task.preprocessor(_string_lists(x))
     if isinstance(features, tuple):
         features = features[0]  # (x, y, sample_weight) of an LM
     return _numpy(features), _numpy(task(features))
+
+
+def _string_lists(x):
+    """NumPy string arrays as lists: KerasHub's byte-pair tokenizers take
+    strings or lists of them (from 0.32, also inside a dict)."""
+    if isinstance(x, dict):
+        return {key: _string_lists(value) for key, value in x.items()}
+    if isinstance(x, np.ndarray) and x.dtype.kind == "U":
+        return x.tolist()
+    return x
 
 
 def assert_equal(a, b):

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
+from importlib import metadata
 
 from benchmarks import common
 
@@ -74,6 +75,7 @@ def run(backend):
         return {
             "backend": backend,
             "date": time.strftime("%Y-%m-%d"),
+            "keras_hub_version": metadata.version("keras-hub"),
             "wall_s": round(time.time() - start),
             "families": parse_junit(junit),
         }
@@ -118,7 +120,8 @@ def table_lines():
         run_info = runs[backend]
         header += [
             f"keep, {backend}",
-            f"whole path, {backend} ({run_info['date']})",
+            f"whole path, {backend} ({run_info['date']}, KerasHub "
+            f"{run_info.get('keras_hub_version', 'unrecorded')})",
         ]
     lines += ["| " + " | ".join(header) + " |"]
     lines += ["|" + "---|" * len(header)]

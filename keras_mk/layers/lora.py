@@ -21,14 +21,17 @@ from keras_mk import _keras_private
 from keras_mk import sampling
 
 
-def check_supported(cls, config, rank):
+def _no_lora(cls):
+    return (
+        f"{cls.__name__} has no LoRA: Keras gives LoRA to `Dense`, "
+        "`EinsumDense`, `Conv1D/2D/3D` and the embeddings."
+    )
+
+
+def check_supported(cls, rank):
     """Raises unless `cls` (an MK class) can take `lora_rank=rank`."""
     if not cls.lora_factors:
-        raise ValueError(
-            f"{cls.__name__} has no LoRA: Keras gives LoRA to `Dense`, "
-            "`EinsumDense`, `Conv1D/2D/3D` and the embeddings. "
-            f"Received: lora_rank={rank!r}"
-        )
+        raise ValueError(f"{_no_lora(cls)} Received: lora_rank={rank!r}")
 
 
 def factor_specs(layer):
@@ -63,10 +66,7 @@ def enable(layer, keras_enable, rank, lora_alpha, a_initializer, b_initializer):
     """
     cls = type(layer)
     if not cls.lora_factors:
-        raise NotImplementedError(
-            f"{cls.__name__} has no LoRA: Keras gives LoRA to `Dense`, "
-            "`EinsumDense`, `Conv1D/2D/3D` and the embeddings."
-        )
+        raise NotImplementedError(_no_lora(cls))
     if lora_alpha is None:  # Keras's `build` passes none: keep the layer's
         lora_alpha = getattr(layer, "lora_alpha", None)
     built_copies = bool(layer.__dict__.get("_copies"))

@@ -83,7 +83,7 @@ class MKLayer(WeightCopies):
         # Validate before the Keras layer is constructed: nothing half-made.
         config = MKConfig.pop_from(kwargs)
         if kwargs.get("lora_rank"):
-            lora.check_supported(type(self), config, kwargs["lora_rank"])
+            lora.check_supported(type(self), kwargs["lora_rank"])
         super().__init__(*args, **kwargs)
         refuse_quantized_policy(self)
         self._mk_configure(config)

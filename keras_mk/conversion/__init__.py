@@ -8,9 +8,9 @@ model back into its plain model, `saving` writes, loads and exports, and
 `summary` counts what a conversion changed.
 """
 
-from keras_mk.conversion.clone import clone_function
 from keras_mk.conversion.clone import clone_model
 from keras_mk.conversion.collapsing import collapse
+from keras_mk.conversion.keras_clone import clone_function
 from keras_mk.conversion.saving import export_litert
 from keras_mk.conversion.saving import load_model
 from keras_mk.conversion.saving import save_model

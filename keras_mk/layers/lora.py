@@ -59,6 +59,12 @@ def simulate_factors(layer, a_initializer="he_uniform", b_initializer="zeros"):
 def enable(layer, keras_enable, rank, lora_alpha, a_initializer, b_initializer):
     """`enable_lora` of an MK layer (see `MKLayer.enable_lora`).
 
+    The kernel (or table) becomes one frozen variable: the mean of its
+    copies, which is what inference used. Each factor gets `expansion`
+    copies (replicas of its initial value when the layer was built before,
+    as a converted layer's kernel), mixed every training step with its own
+    `p`. See `docs/lora.md`.
+
     Args:
         layer: the MK layer.
         keras_enable: its Keras layer's `enable_lora`, bound.

@@ -67,9 +67,8 @@ class MKLayer(WeightCopies):
     """
 
     mk_weights = (("kernel", "kernel_initializer", "kernel_regularizer"),)
-    #: The LoRA factors of the Keras layer, `(a, b)`; empty for a layer
-    #: Keras gives no LoRA. Once LoRA is enabled they are the simulated
-    #: weights (`lora.py`).
+    #: The Keras layer's LoRA factors `(a, b)` (none: no LoRA in Keras),
+    #: simulated once LoRA is enabled (`lora.py`).
     lora_factors = ()
 
     def __init_subclass__(cls, **kwargs):
@@ -296,8 +295,7 @@ class MKLayer(WeightCopies):
             self.__dict__["_active"] = None
 
     def quantized_call(self, inputs, training=None, fixed_probabilities=None):
-        """The call of a layer whose kernel is quantized (a LoRA base):
-        the Keras layer's quantized call, with the mixed or mean factors."""
+        """The Keras layer's quantized call (a LoRA base), mixed factors."""
         with self.mixed_weights(training, fixed_probabilities):
             return super().quantized_call(inputs, training=training)
 
@@ -379,18 +377,11 @@ class MKLayer(WeightCopies):
         b_initializer="zeros",
     ):
         """Enables LoRA as the Keras layer does; the factors become the
-        simulated weights.
-
-        The kernel (or table) becomes one frozen variable: the mean of its
-        copies, which is what inference used. Each factor gets `expansion`
-        copies (replicas of its initial value when the layer was built
-        before, as a converted layer's kernel), mixed every training step
-        with its own `p`. See `docs/lora.md`.
+        simulated weights, the kernel one frozen variable (`lora.enable`).
 
         Args:
             rank: int, the rank of the factors.
-            lora_alpha: the scale numerator (`lora_alpha / rank`); default
-                `rank`.
+            lora_alpha: the scale is `lora_alpha / rank` (default `rank`).
             a_initializer: the initializer of factor `a`.
             b_initializer: the initializer of factor `b`.
         """

@@ -52,6 +52,14 @@ def _cell(name, question, topology, optimizer, *extra, seeds=10):
     }
 
 
+def _finetune(name, question, pair, *extra, seeds=20):
+    """A fine-tuning cell (`--finetune`): 20 seeds where runs are cheap."""
+    argv = ["--finetune", "--pairs", pair, "--seeds", str(seeds), *extra]
+    return {"name": name, "question": question, "argv": argv,
+            "kind": FINETUNING}  # fmt: skip
+
+
+FINETUNING = "fine-tuning"
 # Most informative first: the setting the issue found unguarded, then one
 # cell per topology, then the other optimizer, e, the CNN, the other
 # algorithms (5 seeds), the other datasets.
@@ -85,9 +93,18 @@ CELLS = [
                  "--lr-exponents", "1", "3", "5", "--epochs", "40",
                  "--seeds", "10", *HEADLINE],
     },
+    _finetune("ft-mnist1d-a1", "fine-tuning an MLP: MNIST-1D, more noise",
+              "mnist1d-shift", "--topologies", "A1"),
+    _finetune("ft-mnist1d-cnn", "fine-tuning a CNN: MNIST-1D, more noise",
+              "mnist1d-shift", "--topologies", "CNN"),
+    _finetune("ft-digits-a1", "fine-tuning an MLP: digits 0-4 to 5-9",
+              "digits-5to9", "--topologies", "A1"),
+    _finetune("ft-docstrings-lora", "LoRA on a tiny GPT-2: which package",
+              "docstrings", seeds=10),
 ]  # fmt: skip
 # What a cell keeps of `results.json` (not the runs' curves).
 KEPT = ("options", "environment", "data", "wall_time_s", "summary")
+KEPT += ("pairs", "pretraining_recipe", "checkpoints")  # Fine-tuning cells.
 
 
 def cell_path(name):
@@ -132,7 +149,7 @@ def run_cell(cell, backend, output):
     subprocess.run(command, cwd=ROOT, check=True)
     with open(os.path.join(directory, "results.json")) as f:
         data = json.load(f)
-    kept = {key: data[key] for key in KEPT}
+    kept = {key: data[key] for key in KEPT if key in data}
     kept.update(
         training_s=_training_seconds(partial),
         cell=cell["name"],

@@ -28,6 +28,18 @@ verdicts are `inconclusive`).
     python -m examples.main --full                   # Table 5's protocol
     python -m examples.main --datasets digits digits-noisy
     python -m examples.main --smoke                  # tiny, ~1 min
+
+`--finetune` asks where users train: per seed a plain model is pretrained
+on a source task (cached in `<output>/checkpoints/`) and every algorithm
+of that seed fine-tunes it on a target task (`examples/common/finetune.py`:
+`mnist1d-shift`, `digits-5to9`, and `docstrings`, a tiny KerasHub GPT-2
+whose LoRA adapters LORA, LORA-LONG, LORA (rank e x r) and MK-LORA train).
+The same guarded protocol; MK-LORA's headline is against the best of the
+three LoRA baselines.
+
+    python -m examples.main --finetune               # MNIST-1D shift, A1
+    python -m examples.main --finetune --pairs docstrings
+    python -m examples.main --finetune --smoke
 """
 
 import sys
@@ -61,6 +73,7 @@ REDUCED = dict(
     lr_exponents=[1, 3, 5],
     seeds=20,
     epochs=30,
+    batch_size=256,
 )
 FULL = dict(
     topologies=["A1", "A2", "A3"],
@@ -69,6 +82,7 @@ FULL = dict(
     lr_exponents=list(range(-4, 6)),
     seeds=5,
     epochs=40,
+    batch_size=256,
 )
 SMOKE = dict(
     topologies=["A1"],
@@ -78,7 +92,29 @@ SMOKE = dict(
     seeds=2,
     selection_seeds=1,
     epochs=2,
+    batch_size=256,
 )
+# Fine-tuning: Adam (as users fine-tune), 10 seeds, E = 20; the algorithms
+# and the starting grid per pair (`finetune.DEFAULT_FLAGS`,
+# `DEFAULT_EXPONENTS`) unless given.
+FINETUNE = dict(
+    pairs=["mnist1d-shift"],
+    topologies=["A1"],
+    optimizers=["adam"],
+    seeds=10,
+    epochs=20,
+    batch_size=64,
+)
+FINETUNE_SMOKE = dict(
+    pairs=["digits-5to9", "docstrings"],
+    topologies=["A1"],
+    optimizers=["adam"],
+    seeds=2,
+    selection_seeds=1,
+    epochs=2,
+    batch_size=64,
+)
+FINETUNE_PAIRS = ("mnist1d-shift", "digits-5to9", "docstrings")
 
 
 def parse_args(argv=None):
@@ -95,6 +131,26 @@ def parse_args(argv=None):
         choices=DATASETS,
         default=["mnist1d"],
         help="cifar10 needs TFDS data (mock data with --smoke)",
+    )
+    parser.add_argument(
+        "--finetune",
+        action="store_true",
+        help="fine-tuning: every algorithm of a seed starts from that "
+        "seed's pretrained checkpoint (see --pairs)",
+    )
+    parser.add_argument(
+        "--pairs",
+        nargs="+",
+        choices=FINETUNE_PAIRS,
+        default=None,
+        help="with --finetune: source -> target pairs (default "
+        "mnist1d-shift; digits-5to9 and docstrings with --smoke)",
+    )
+    parser.add_argument(
+        "--lora-rank",
+        type=int,
+        default=4,
+        help="with --finetune: the LoRA algorithms' rank r",
     )
     parser.add_argument(
         "--full",
@@ -150,7 +206,12 @@ def parse_args(argv=None):
         help=f"BASELINE's epochs (default {REDUCED['epochs']}); the long "
         "algorithms get e times as many",
     )
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default 256 (64 with --finetune: its targets are small)",
+    )
     parser.add_argument(
         "--expansion", type=int, default=3, help="MK expansion e"
     )
@@ -188,7 +249,13 @@ def parse_args(argv=None):
         help="skip saving the collapsed .keras/.tflite model",
     )
     args = parser.parse_args(argv)
+    if args.pairs and not args.finetune:
+        parser.error("--pairs needs --finetune")
+    if args.finetune and args.full:
+        parser.error("--finetune and --full: choose one")
     preset = SMOKE if args.smoke else FULL if args.full else REDUCED
+    if args.finetune:
+        preset = FINETUNE_SMOKE if args.smoke else FINETUNE
     for name, value in preset.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -196,7 +263,10 @@ def parse_args(argv=None):
         args.max_train = 256
     if args.selection_seeds is None:
         args.selection_seeds = 3
-    for name in ("expansion", "seeds", "selection_seeds", "epochs"):
+    for name in (
+        "expansion", "seeds", "selection_seeds", "epochs", "lora_rank",
+        "batch_size",
+    ):  # fmt: skip
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     return args

@@ -22,6 +22,16 @@ validation, test and (a sample of the) training split after every epoch.
   (`keras_mk.baselines.Ensemble`; `ensemble`).
 * DISTILLED: a BASELINE-sized student taught by the ensemble's mean logits
   (`keras_mk.baselines.distillation_baseline`), the BASELINE budget.
+* LORA, LORA-LONG, LORA (rank e x r): fine-tuning a checkpoint's LoRA
+  adapters (`adapters.with_adapters`) at rank `budget.lora_rank`, the
+  BASELINE budget, `e` times it, and rank `e * lora_rank` (MK-LORA's
+  training memory, `e` times the adapter to ship).
+* MK-LORA: `keras_mk.clone_model` of the LoRA model (the adapters
+  simulated, the head plain), the long budget, deployed collapsed.
+
+`start` (`finetune.Checkpoints.start`) gives the model every algorithm of
+a seed starts from when fine-tuning; the models are built from scratch
+otherwise.
 """
 
 import dataclasses
@@ -33,6 +43,7 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score
 
 import keras_mk
+from examples.common import adapters
 from examples.common import data_order
 from examples.common import names
 from examples.common.models import build_model
@@ -42,9 +53,13 @@ from examples.common.names import BASELINE
 from examples.common.names import BASELINE_LONG
 from examples.common.names import DISTILLED
 from examples.common.names import ENSEMBLE
+from examples.common.names import LORA
+from examples.common.names import LORA_LONG
+from examples.common.names import LORA_WIDE
 from examples.common.names import MAJORITY
 from examples.common.names import MAJORITY_LAYER
 from examples.common.names import MAJORITY_UNIT
+from examples.common.names import MK_LORA
 from examples.common.names import SUBSET
 from examples.common.names import member_seed
 from keras_mk import baselines
@@ -52,7 +67,11 @@ from keras_mk import training
 
 # The MK variants that share one draw of `p`: their `probability_sharing`.
 SHARED_P = {MAJORITY_UNIT: "unit", MAJORITY_LAYER: "layer"}
-MK_ALGORITHMS = (MAJORITY, ADV_MAJORITY, MAJORITY_UNIT, MAJORITY_LAYER)
+MK_ALGORITHMS = (
+    MAJORITY, ADV_MAJORITY, MAJORITY_UNIT, MAJORITY_LAYER, MK_LORA,
+)  # fmt: skip
+# Fine-tuning the adapters of a checkpoint; the rank of each.
+LORA_ALGORITHMS = (LORA, LORA_LONG, LORA_WIDE, MK_LORA)
 ALGORITHMS = (
     BASELINE,
     BASELINE_LONG,
@@ -63,9 +82,10 @@ ALGORITHMS = (
     SUBSET,
     ENSEMBLE,
     DISTILLED,
-)
+) + LORA_ALGORITHMS
 # The algorithms that get `expansion` times BASELINE's epochs.
-LONG = (BASELINE_LONG, MAJORITY, ADV_MAJORITY, SUBSET) + tuple(SHARED_P)
+LONG = (BASELINE_LONG, MAJORITY, ADV_MAJORITY, SUBSET, LORA_LONG, MK_LORA)
+LONG += tuple(SHARED_P)
 FLAG_NAMES = {f: n for f, n in names.FLAG_NAMES.items() if n in ALGORITHMS}
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
@@ -86,6 +106,10 @@ class Budget:
         distillation_temperature: DISTILLED's softmax temperature.
         train_eval_samples: training examples evaluated after each epoch
             (for the train-test gap).
+        lora_rank: the LoRA algorithms' rank `r`.
+        traced_evaluation: evaluate through `predict_on_batch` (traced
+            once per model: 4x faster on the GPT-2 pair) instead of direct
+            calls (cheaper for small MLPs, which many runs rebuild).
     """
 
     epochs: int = 60
@@ -96,6 +120,13 @@ class Budget:
     adversarial_only: bool = False
     distillation_temperature: float = 3.0
     train_eval_samples: int = 1000
+    lora_rank: int = 4
+    traced_evaluation: bool = False
+
+    def rank_for(self, algorithm):
+        """The LoRA rank of `algorithm` (`e * r` for LORA (rank e x r))."""
+        wide = algorithm == LORA_WIDE
+        return self.lora_rank * (self.expansion if wide else 1)
 
     def epochs_for(self, algorithm):
         """The epochs `algorithm` trains for."""
@@ -197,16 +228,31 @@ class EpochEvaluator(keras.callbacks.Callback):
         keep_probabilities: also keep each epoch's class probabilities.
     """
 
-    def __init__(self, model, data, train_samples, keep_probabilities=False):
+    def __init__(
+        self,
+        model,
+        data,
+        train_samples,
+        keep_probabilities=False,
+        traced=False,
+    ):
         super().__init__()
+        self.traced = traced
         self.evaluated = model
         self.inputs, self.labels = evaluation_split(data, train_samples)
         self.keep_probabilities = keep_probabilities
         self.probabilities = []
         self.curves = {f"{s}_accuracy": [] for s in self.labels}
+        #: The first epoch (1-based) whose outputs were not finite.
+        self.nonfinite_epoch = None
 
     def on_epoch_end(self, epoch, logs=None):
-        probabilities = predict_probabilities(self.evaluated, self.inputs)
+        probabilities = predict_probabilities(
+            self.evaluated, self.inputs, traced=self.traced
+        )
+        finite = np.all(np.isfinite(probabilities))
+        if not finite and self.nonfinite_epoch is None:
+            self.nonfinite_epoch = epoch + 1
         if self.keep_probabilities:
             self.probabilities.append(probabilities.astype("float16"))
         record_accuracies(self.curves, probabilities, self.labels)
@@ -234,13 +280,18 @@ def record_accuracies(curves, probabilities, labels):
         start += len(y)
 
 
-def predict_probabilities(model, x, batch_size=4096, logits=True):
-    """Class probabilities by direct inference calls (no traced predict)."""
+def predict_probabilities(model, x, batch_size=4096, logits=True, traced=False):
+    """Class probabilities by direct inference calls, or `traced` through
+    `predict_on_batch`."""
+
+    def predict(batch):
+        if traced:
+            return model.predict_on_batch(batch)
+        return model(batch, training=False)
+
     outputs = np.concatenate(
         [
-            keras.ops.convert_to_numpy(
-                model(x[start : start + batch_size], training=False)
-            )
+            keras.ops.convert_to_numpy(predict(x[start : start + batch_size]))
             for start in range(0, len(x), batch_size)
         ]
     )
@@ -350,14 +401,20 @@ def _mk_model(build, budget, seed, independent=False, sharing="element"):
     return mk_model
 
 
-def _build(algorithm, data, hidden_units, seed, budget, teacher):
+def _build(algorithm, data, hidden_units, seed, budget, teacher, start):
     """`(fitted, evaluated, model)`: what trains, what is evaluated, and
     the plain (or SUBSET) model."""
     keras.utils.set_random_seed(seed)
     shape, classes = data.input_shape, data.num_classes
 
     def build(s):
-        return build_model(shape, classes, hidden_units, seed=s)
+        if start is not None:
+            model = start(s)
+        else:
+            model = build_model(shape, classes, hidden_units, seed=s)
+        if algorithm in LORA_ALGORITHMS:
+            adapters.with_adapters(model, budget.rank_for(algorithm))
+        return model
 
     if algorithm == SUBSET:
         model = build_subset_mlp(
@@ -398,6 +455,7 @@ def train(
     budget,
     teacher=None,
     epochs=None,
+    start=None,
 ):
     """Trains one algorithm (not ENSEMBLE: see `ensemble`).
 
@@ -411,6 +469,8 @@ def train(
         teacher: DISTILLED's teacher (`ensemble(...).deployed` members).
         epochs: the epochs to train; default `budget.epochs_for(algorithm)`
             (the budget guard extends it).
+        start: `seed -> keras.Model`, the checkpoint to fine-tune
+            (`finetune.Checkpoints.start`); None trains from scratch.
 
     Returns:
         A `Run`.
@@ -420,16 +480,19 @@ def train(
             f"`algorithm` must be one of {ALGORITHMS[:-2] + (DISTILLED,)}. "
             f"Received: algorithm={algorithm!r}"
         )
-    start = time.perf_counter()
+    began = time.perf_counter()
 
     def build():
-        return _build(algorithm, data, hidden_units, seed, budget, teacher)
+        return _build(
+            algorithm, data, hidden_units, seed, budget, teacher, start
+        )
 
     steps = -(-len(data.x_train) // budget.batch_size)
     key = None
     if algorithm != DISTILLED:  # A new teacher per seed: not reusable.
         key = (algorithm, hidden_units, data.input_shape, data.num_classes)
         key += (steps, dataclasses.astuple(budget))
+        key += (getattr(start, "name", None),)
     fitted, trained, (_, evaluated, model) = _COMPILED.get(
         key, build, budget, learning_rate, steps
     )
@@ -438,6 +501,7 @@ def train(
         data,
         budget.train_eval_samples,
         keep_probabilities=algorithm == BASELINE,
+        traced=budget.traced_evaluation,
     )
     keras.utils.set_random_seed(seed)
     fitted.fit(
@@ -450,10 +514,10 @@ def train(
         verbose=0,
         callbacks=[evaluator],
     )
-    extra = {}
+    extra = {"nonfinite_epoch": evaluator.nonfinite_epoch}
     if algorithm == ADV_MAJORITY:
         batch = slice(0, budget.batch_size)
-        extra = fitted.probability_statistics(
+        extra |= fitted.probability_statistics(
             data.x_train[batch], data.y_train[batch]
         )
     # The deployed model is a new one: the compiled one trains again.
@@ -470,8 +534,8 @@ def train(
         learning_rate=learning_rate,
         curves=evaluator.curves,
         deployed=deployed,
-        training_params=evaluated.count_params(),
-        seconds=time.perf_counter() - start,
+        training_params=adapters.trainable_count(evaluated),
+        seconds=time.perf_counter() - began,
         extra=extra,
         probabilities=evaluator.probabilities or None,
         inference_params=deployed.count_params(),

@@ -4,6 +4,7 @@ Used by `examples/main.py` (and `examples/fully_connected.py`, the same
 protocol on CIFAR-10).
 """
 
+import dataclasses
 import os
 import platform
 import time
@@ -15,6 +16,7 @@ from tqdm.auto import tqdm
 import keras_mk
 from examples.common import algorithms
 from examples.common import datasets
+from examples.common import finetune
 from examples.common import litert
 from examples.common import report
 from examples.common import results
@@ -46,9 +48,9 @@ def _quiet():
     warnings.filterwarnings("ignore", message=".*copies are equal.*")
 
 
-def _algorithms(flags):
+def _algorithms(flags, with_baseline=True):
     names = [algorithms.FLAG_NAMES[f] for f in flags]
-    if algorithms.BASELINE not in names:
+    if with_baseline and algorithms.BASELINE not in names:
         names.insert(0, algorithms.BASELINE)
     return tuple(n for n in algorithms.ALGORITHMS if n in names)
 
@@ -79,45 +81,93 @@ def run_experiment(args):
     """
     start = time.perf_counter()
     _quiet()
-    names = _algorithms(args.algorithms)
+    finetuning = getattr(args, "finetune", False)
     budget = algorithms.Budget(
         epochs=args.epochs,
         batch_size=args.batch_size,
         expansion=args.expansion,
         adversarial_epsilon=args.adv_epsilon,
         adversarial_only=args.adv_d1,
+        lora_rank=getattr(args, "lora_rank", 4),
     )
     store = RunStore(args.resume) if args.resume else None
-    data = {}
-    for name in args.datasets:
-        loaded = datasets.load(
-            name, args.data_dir, args.smoke, args.mnist1d_samples
-        )
-        data[name] = loaded.limited(args.max_train, 256 if args.smoke else None)
-    settings = [
-        runner.Setting(
+    settings, data, pairs = [], {}, {}
+    limits = (args.max_train, 256 if args.smoke else None)
+
+    def make_setting(
+        d, topology, optimizer, names, exponents, start=None, traced=False
+    ):
+        return runner.Setting(
             data=d,
             topology=topology,
-            hidden_units=TOPOLOGIES[topology],
+            hidden_units=TOPOLOGIES.get(topology),
             optimizer=optimizer,
             algorithms=names,
-            exponents=tuple(args.lr_exponents),
+            exponents=tuple(exponents),
             seeds=args.seeds,
-            budget=_with_optimizer(budget, optimizer),
+            budget=dataclasses.replace(
+                budget, optimizer=optimizer, traced_evaluation=traced
+            ),
             selection_seeds=args.selection_seeds,
             guarded=not args.smoke,
             store=store,
+            start=start,
         )
-        for d in data.values()
-        for topology in args.topologies
-        for optimizer in args.optimizers
-    ]
-    total = len(settings) * fits_per_setting(
-        names,
-        len(args.lr_exponents),
-        args.seeds,
-        args.expansion,
-        args.selection_seeds,
+
+    for name in args.pairs if finetuning else []:
+        pair = finetune.load(name, args.smoke)
+        pairs[name] = pair
+        data[name] = d = pair.target.limited(*limits)
+        flags = args.algorithms or finetune.default_flags(pair)
+        names = _algorithms(flags, with_baseline=False)
+        exponents = args.lr_exponents or finetune.default_exponents(pair)
+        if args.smoke and not args.lr_exponents:
+            exponents = exponents[:2]
+        topologies = args.topologies
+        if pair.text:
+            topologies = [finetune.TEXT_TOPOLOGY]
+        for topology in topologies:
+            checkpoints = finetune.Checkpoints(
+                pair,
+                TOPOLOGIES.get(topology),
+                topology,
+                os.path.join(args.output, "checkpoints"),
+                args.smoke,
+            )
+            settings += [
+                make_setting(
+                    d,
+                    topology,
+                    optimizer,
+                    names,
+                    exponents,
+                    checkpoints,
+                    traced=pair.text,
+                )  # fmt: skip
+                for optimizer in args.optimizers
+            ]
+    for name in [] if finetuning else args.datasets:
+        loaded = datasets.load(
+            name, args.data_dir, args.smoke, args.mnist1d_samples
+        )
+        data[name] = loaded.limited(*limits)
+        names = _algorithms(args.algorithms)
+        settings += [
+            make_setting(
+                data[name], topology, optimizer, names, args.lr_exponents
+            )
+            for topology in args.topologies
+            for optimizer in args.optimizers
+        ]
+    total = sum(
+        fits_per_setting(
+            s.algorithms,
+            len(s.exponents),
+            args.seeds,
+            args.expansion,
+            args.selection_seeds,
+        )
+        for s in settings
     )
     progress = tqdm(
         total=total,
@@ -138,19 +188,22 @@ def run_experiment(args):
             )
             to_export[name] = (mk.deployed, setting.data.x_test[:32])
     progress.close()
+    names = tuple(dict.fromkeys(n for s in settings for n in s.algorithms))
     exports = []
     if to_export and not args.no_export:
         exports = litert.save_and_export(
             to_export, os.path.join(args.output, "models")
         )
     output = {
-        "description": "keras_mk main job: the paper's Table 5 protocol",
+        "description": "keras_mk main job: "
+        + ("fine-tuning" if finetuning else "the paper's Table 5 protocol"),
         "options": {
-            "datasets": list(args.datasets),
+            "finetune": finetuning,
+            "datasets": list(data),
             "topologies": list(args.topologies),
             "optimizers": list(args.optimizers),
             "algorithms": list(names),
-            "lr_exponents": list(args.lr_exponents),
+            "lr_exponents": sorted({i for s in settings for i in s.exponents}),
             "seeds": args.seeds,
             "selection_seeds": args.selection_seeds,
             "guarded": not args.smoke,
@@ -169,6 +222,7 @@ def run_experiment(args):
         "summary": runner.summarize(runs),
         "paired": runner.paired_comparisons(runs),
         "exports": exports,
+        **_finetuning_record(pairs, settings),
         "sweeps": sweeps,
         "runs": runs,
     }
@@ -193,7 +247,15 @@ def run_experiment(args):
     return output
 
 
-def _with_optimizer(budget, optimizer):
-    import dataclasses
-
-    return dataclasses.replace(budget, optimizer=optimizer)
+def _finetuning_record(pairs, settings):
+    """The pairs and the checkpoints every algorithm started from."""
+    if not pairs:
+        return {}
+    return {
+        "pairs": {name: pair.describe() for name, pair in pairs.items()},
+        "pretraining_recipe": finetune.PRETRAINING,
+        "checkpoints": {
+            f"{s.data.name} {s.topology} {s.optimizer}": s.start.summary()
+            for s in settings
+        },
+    }

@@ -40,6 +40,12 @@ MAX_BUDGET_FACTOR = 4
 # 80% power at the 5% level (two-sided), normal approximation:
 # z(0.975) + z(0.80) = 1.96 + 0.84.
 POWER_FACTOR = 2.8
+# A run diverged when its outputs stopped being finite, or when its best
+# validation accuracy is within this much of chance (it never learned).
+CHANCE_MARGIN = 0.05
+# "No detectable difference" says nothing when the seeds detect only
+# differences this large: MK's measured effects are 1-3 points.
+UNINFORMATIVE = 0.05
 
 
 @dataclasses.dataclass
@@ -310,7 +316,48 @@ def budget_reasons(best_epochs, epochs):
     ]
 
 
-def verdict(low, high, reasons):
+def chance_level(labels):
+    """The accuracy of always predicting the most frequent label."""
+    labels = np.asarray(labels)
+    if not len(labels):
+        return 0.0
+    return float(np.bincount(labels).max() / len(labels))
+
+
+def diverged(val_accuracy, nonfinite_epoch, chance):
+    """Whether a run diverged at its rate.
+
+    Args:
+        val_accuracy: its validation accuracy after every epoch.
+        nonfinite_epoch: the first epoch its outputs were not finite, or
+            None.
+        chance: `chance_level` of the validation labels.
+
+    Returns:
+        True when its outputs stopped being finite, or its best validation
+        accuracy is within `CHANCE_MARGIN` of chance.
+    """
+    if nonfinite_epoch is not None:
+        return True
+    return float(np.max(val_accuracy)) <= chance + CHANCE_MARGIN
+
+
+def divergence_reasons(seeds):
+    """The divergence guard: a reason naming the diverged seeds, if any.
+
+    An algorithm whose chosen rate diverges on some seeds has no firm
+    verdict: its mean mixes runs that learned with runs that did not, so
+    its spread swamps any effect and its rate sits at the edge of
+    stability. Every comparison with it becomes `inconclusive`, naming
+    the seeds, rather than stepping the rate down: the rate stays the one
+    validation chose, and the failure stays visible.
+    """
+    if not seeds:
+        return []
+    return [f"diverged at its rate on seed(s) {sorted(seeds)}"]
+
+
+def verdict(low, high, reasons, detectable=float("nan")):
     """The verdict of a paired interval, only where the guards held.
 
     Args:
@@ -318,10 +365,14 @@ def verdict(low, high, reasons):
         reasons: `{algorithm: list of reasons}` of the two compared: why
             each one's guards failed (`Search.reasons()`; empty when they
             held, None when it was never searched).
+        detectable: `minimum_detectable_difference` of the pairs: a "no
+            detectable difference" whose detectable difference exceeds
+            `UNINFORMATIVE` says so in its reason.
 
     Returns:
         `(verdict, reason)`: `"better"`, `"worse"` or `"no detectable
-        difference"` with reason `""`, or `"inconclusive"` with why.
+        difference"` with reason `""` (or why it is uninformative), or
+        `"inconclusive"` with why.
     """
     found = []
     for name, failed in reasons.items():
@@ -333,4 +384,10 @@ def verdict(low, high, reasons):
         found.append("fewer than 3 seeds")
     if found:
         return "inconclusive", "; ".join(dict.fromkeys(found))
-    return results.verdict(low, high), ""
+    found = results.verdict(low, high)
+    if found == "no detectable difference" and detectable > UNINFORMATIVE:
+        return found, (
+            f"uninformative: the seeds detect only differences of "
+            f"{100 * detectable:.1f} pts or more"
+        )
+    return found, ""

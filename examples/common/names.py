@@ -13,6 +13,12 @@ SUBSET = "SUBSET"
 ENSEMBLE = "ENSEMBLE"
 DISTILLED = "DISTILLED"
 SOUPS = "SOUPS"
+# Fine-tuning with adapters (`--finetune`): LoRA at rank r, e times the
+# budget, at rank e x r (MK-LoRA's training memory), and MK on the adapters.
+LORA = "LORA"
+LORA_LONG = "LORA-LONG"
+LORA_WIDE = "LORA (rank e x r)"
+MK_LORA = "MK-LORA"
 # Command-line flag -> algorithm name, for every script (`--algorithms`).
 FLAG_NAMES = {
     "baseline": BASELINE,
@@ -25,6 +31,10 @@ FLAG_NAMES = {
     "mk-unit": MAJORITY_UNIT,
     "mk-layer": MAJORITY_LAYER,
     "soups": SOUPS,
+    "lora": LORA,
+    "lora-long": LORA_LONG,
+    "lora-wide": LORA_WIDE,
+    "mk-lora": MK_LORA,
 }
 # A prime larger than any seed count: member `k` of seed `s` never shares
 # its seed with another run.

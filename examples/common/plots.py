@@ -21,7 +21,13 @@ STYLES = {
     "SUBSET": ("tab:brown", "^"),
     "ENSEMBLE": ("tab:green", "P"),
     "DISTILLED": ("tab:purple", "X"),
+    "LORA": ("tab:olive", "o"),
+    "LORA-LONG": ("tab:pink", "v"),
+    "LORA (rank e x r)": ("tab:gray", "^"),
+    "MK-LORA": ("darkred", "s"),
 }
+# Each MK algorithm and the baseline the seeds plot puts it against.
+PAIRS = (("MAJORITY KERNELS", "BASELINE"), ("MK-LORA", "LORA"))
 
 
 def _style(name):
@@ -101,13 +107,13 @@ def plot_learning_curves(runs, path, title):
     _save(figure, path)
 
 
-def plot_paired_seeds(runs, path, versus="BASELINE"):
-    """MK against `versus`, one point per seed, per setting.
+def plot_paired_seeds(runs, path):
+    """MK against BASELINE (MK-LORA against LORA), one point per seed,
+    per setting.
 
     Args:
         runs: run records of every setting.
         path: the PNG file to write.
-        versus: the algorithm on the x axis.
     """
     settings = list(
         dict.fromkeys(
@@ -127,11 +133,14 @@ def plot_paired_seeds(runs, path, versus="BASELINE"):
                 and r["algorithm"] == name
             }
 
-        mine, theirs = accuracy("MAJORITY KERNELS"), accuracy(versus)
+        name, versus = next(
+            (pair for pair in PAIRS if accuracy(pair[0])), PAIRS[0]
+        )
+        mine, theirs = accuracy(name), accuracy(versus)
         seeds = sorted(set(mine) & set(theirs))
         x = [theirs[s] for s in seeds]
         y = [mine[s] for s in seeds]
-        axis.scatter(x, y, color=_style("MAJORITY KERNELS")[0])
+        axis.scatter(x, y, color=_style(name)[0])
         for seed, a, b in zip(seeds, x, y):
             axis.annotate(str(seed), (a, b), fontsize=7)
         if x:
@@ -140,7 +149,7 @@ def plot_paired_seeds(runs, path, versus="BASELINE"):
             axis.plot([low, high], [low, high], color="gray", linewidth=0.8)
         axis.set(
             xlabel=f"{versus} test accuracy (%)",
-            ylabel="MAJORITY KERNELS test accuracy (%)",
+            ylabel=f"{name} test accuracy (%)",
             title=" ".join(setting),
         )
         axis.grid(alpha=0.3)

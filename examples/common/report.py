@@ -2,6 +2,8 @@
 
 import os
 
+import numpy as np
+
 from examples.common import guards
 from examples.common import plots
 from examples.common import results
@@ -47,7 +49,8 @@ SUMMARY_COLUMNS = (
 
 PAIRED_COLUMNS = (
     ("Setting", _setting),
-    ("MK minus", lambda r: r["versus"]),
+    ("MK", lambda r: r["algorithm"]),
+    ("minus", lambda r: r["versus"]),
     ("Seeds", lambda r: str(r["seeds"])),
     ("Mean difference (pts)", lambda r: f"{100 * r['difference_mean']:+.2f}"),
     ("95% bootstrap CI", lambda r: "-" if r["seeds"] < 3 else (
@@ -120,12 +123,52 @@ def write_plots(data, output):
     figures.append(
         (
             "seeds_mk_vs_baseline.png",
-            "Test accuracy of MAJORITY KERNELS (y) against BASELINE (x), one "
-            "point per seed (labelled), at each one's chosen rate and best "
-            "validation epoch; above the grey diagonal MK won that seed.",
+            "Test accuracy of MAJORITY KERNELS (y) against BASELINE (x), "
+            "or MK-LORA against LORA, one point per seed (labelled), at "
+            "each one's chosen rate and best validation epoch; above the "
+            "grey diagonal MK won that seed.",
         )
     )
     return figures
+
+
+def _finetuning(data):
+    """The fine-tuning section: each pair, the pretraining, the
+    checkpoints."""
+    if "pairs" not in data:
+        return []
+    lines = [
+        "## Fine-tuning: source and target tasks",
+        "",
+        "Per seed, one plain model is pretrained on the source task "
+        f"(Adam, fixed rate and budget: {data['pretraining_recipe']}) and "
+        "every algorithm of that seed starts from it; MK is "
+        "`keras_mk.clone_model` of it (its outputs equal the "
+        "checkpoint's), the LoRA algorithms train the adapters and the "
+        "head only.",
+        "",
+    ]
+    for name, pair in data["pairs"].items():
+        lines.append(
+            f"- **{name}**: {pair['shift']}; source {pair['source']}, "
+            f"target {pair['target']}"
+            + (
+                f"; corpus digest `{pair['corpus']['sha256']}` of "
+                f"{pair['corpus']['versions']}"
+                if "corpus" in pair
+                else ""
+            )
+            + "."
+        )
+    for setting, records in data["checkpoints"].items():
+        accuracies = [
+            r.get("val_accuracy", r["train_accuracy"]) for r in records
+        ]
+        lines.append(
+            f"- checkpoints of {setting}: {len(records)} seeds, source "
+            f"accuracy {100 * np.mean(accuracies):.1f}% (mean)."
+        )
+    return lines + [""]
 
 
 def markdown(data, figures, image_prefix=""):
@@ -176,6 +219,7 @@ def markdown(data, figures, image_prefix=""):
         results.markdown_table(data["summary"], SUMMARY_COLUMNS),
         "",
     ]
+    lines += _finetuning(data)
     for name in options["datasets"]:
         if name in REFERENCES:
             lines += [f"Reference for {name}: {REFERENCES[name]}.", ""]
@@ -189,7 +233,12 @@ def markdown(data, figures, image_prefix=""):
         "**no detectable difference**; **inconclusive** (with the reason) "
         "whenever a guard failed for either algorithm, or below 3 seeds. "
         "The first row is the headline: MK against the better of BASELINE "
-        "and BASELINE-LONG (on mean validation accuracy). `Detectable` is "
+        "and BASELINE-LONG (MK-LORA against the best of LORA, LORA-LONG "
+        "and LORA (rank e x r)), on mean validation accuracy. A seed that "
+        "diverged at an algorithm's rate (outputs not finite, or best "
+        "validation accuracy within "
+        f"{100 * guards.CHANCE_MARGIN:.0f} points of chance) makes every "
+        "comparison with that algorithm inconclusive. `Detectable` is "
         "the smallest mean difference these seeds detect with 80% power "
         "at the 5% level: `2.8 * sd(paired differences) / sqrt(seeds)` "
         "(normal approximation, 2.8 = 1.96 + 0.84).",

@@ -41,11 +41,25 @@ SWEPT = (
     algorithms.MAJORITY,
     algorithms.ADV_MAJORITY,
     algorithms.SUBSET,
+    algorithms.LORA_LONG,
+    algorithms.LORA,
+    algorithms.LORA_WIDE,
+    algorithms.MK_LORA,
 ) + tuple(algorithms.SHARED_P)
 
 # An algorithm whose runs are the first epochs of another's (same model,
 # rate and seed, a longer budget): read from it instead of trained.
-READ_FROM = {algorithms.BASELINE: algorithms.BASELINE_LONG}
+READ_FROM = {
+    algorithms.BASELINE: algorithms.BASELINE_LONG,
+    algorithms.LORA: algorithms.LORA_LONG,
+}
+# Each MK algorithm's headline: against the best (on validation) of these.
+HEADLINES = {
+    algorithms.MAJORITY: (algorithms.BASELINE, algorithms.BASELINE_LONG),
+    algorithms.MK_LORA: (
+        algorithms.LORA, algorithms.LORA_LONG, algorithms.LORA_WIDE,
+    ),
+}  # fmt: skip
 
 
 def learning_rates(optimizer, exponents):
@@ -69,6 +83,7 @@ class Setting:
     selection_seeds: int = 3
     guarded: bool = True
     store: object = None
+    start: object = None
 
 
 def record(run, setting, epochs, found):
@@ -96,6 +111,11 @@ def record(run, setting, epochs, found):
         "inference_params": run.inference_params,
         "curves": run.curves,
         "search": found.as_dict(),
+        "diverged": guards.diverged(
+            run.curves["val_accuracy"],
+            run.extra.get("nonfinite_epoch"),
+            guards.chance_level(setting.data.y_val),
+        ),
         **run.extra,
     }
 
@@ -152,6 +172,7 @@ class Protocol:
                 s.budget,
                 teacher=teacher,
                 epochs=epochs,
+                start=s.start,
             )
             self._store(key, teacher)
             self.progress.update()
@@ -377,14 +398,11 @@ def summarize(runs):
     return rows
 
 
-def _better_baseline(by_algorithm):
-    """BASELINE or BASELINE-LONG, whichever has the higher mean validation
-    accuracy (validation, not test: the choice must not peek at test)."""
-    candidates = [
-        name
-        for name in (algorithms.BASELINE, algorithms.BASELINE_LONG)
-        if name in by_algorithm
-    ]
+def _best_of(by_algorithm, candidates):
+    """The one of `candidates` with the higher mean validation accuracy
+    (validation, not test: the choice must not peek at test); None when
+    none was run."""
+    candidates = [name for name in candidates if name in by_algorithm]
     if not candidates:
         return None
     return max(
@@ -398,6 +416,7 @@ def _paired(key, reference, mine, algorithm, group, versus=None):
     seeds = sorted(set(mine) & set(theirs))
     differences = [mine[s] - theirs[s] for s in seeds]
     low, high = results.bootstrap_ci(differences)
+    detectable = guards.minimum_detectable_difference(differences)
     verdict, reason = guards.verdict(
         low,
         high,
@@ -405,6 +424,7 @@ def _paired(key, reference, mine, algorithm, group, versus=None):
             reference: mine.reasons,
             algorithm: _Accuracies(group).reasons,
         },
+        detectable,
     )
     return {
         **dict(zip(SETTING_KEYS, key)),
@@ -415,7 +435,7 @@ def _paired(key, reference, mine, algorithm, group, versus=None):
         "difference_mean": float(np.mean(differences)),
         "difference_low": low,
         "difference_high": high,
-        "minimum_detectable": guards.minimum_detectable_difference(differences),
+        "minimum_detectable": detectable,
         "verdict": verdict,
         "reason": reason,
         "differences": differences,
@@ -436,40 +456,49 @@ class _Accuracies(dict):
             self.reasons = list(searched) + guards.budget_reasons(
                 [r["best_epoch"] for r in group], group[0]["epochs"]
             )
+            self.reasons += guards.divergence_reasons(
+                [r["seed"] for r in group if r.get("diverged")]
+            )
 
 
-def paired_comparisons(runs, reference=algorithms.MAJORITY):
-    """`reference` minus every other algorithm, seed by seed.
+def paired_comparisons(runs, references=tuple(HEADLINES)):
+    """Each MK algorithm of `references` minus every other, seed by seed.
 
-    The first row of each setting is the headline: `reference` against the
-    better (on validation) of BASELINE and BASELINE-LONG.
+    The first row of each setting and MK algorithm is its headline: MK
+    against the better (on validation) of BASELINE and BASELINE-LONG,
+    MK-LORA against the best of the three LoRA baselines (`HEADLINES`).
 
     Returns:
-        One dict per (setting, other algorithm): the mean difference of
-        test accuracy, its 95% bootstrap CI, the minimum detectable
-        difference (`guards.minimum_detectable_difference`), the verdict
-        for `reference` ("better", "worse", "no detectable difference", or
-        "inconclusive" where a guard failed, with the `reason`) and the
-        per-seed differences.
+        One dict per (setting, MK algorithm, other algorithm): the mean
+        difference of test accuracy, its 95% bootstrap CI, the minimum
+        detectable difference (`guards.minimum_detectable_difference`),
+        the verdict for the MK algorithm ("better", "worse", "no
+        detectable difference", or "inconclusive" where a guard failed,
+        with the `reason`) and the per-seed differences.
     """
     rows = []
     for key, by_algorithm in _groups(runs).items():
-        if reference not in by_algorithm:
-            continue
-        mine = _Accuracies(by_algorithm[reference])
-        best = _better_baseline(by_algorithm)
-        if best is not None:
-            rows.append(
-                _paired(
-                    key,
-                    reference,
-                    mine,
-                    best,
-                    by_algorithm[best],
-                    versus=f"better baseline ({best})",
+        for reference in references:
+            if reference not in by_algorithm:
+                continue
+            mine = _Accuracies(by_algorithm[reference])
+            best = _best_of(by_algorithm, HEADLINES[reference])
+            if best is not None:
+                candidates = [
+                    n for n in HEADLINES[reference] if n in by_algorithm
+                ]
+                what = "better" if len(candidates) == 2 else "best"
+                rows.append(
+                    _paired(
+                        key,
+                        reference,
+                        mine,
+                        best,
+                        by_algorithm[best],
+                        versus=f"{what} baseline ({best})",
+                    )
                 )
-            )
-        for algorithm, group in by_algorithm.items():
-            if algorithm != reference:
-                rows.append(_paired(key, reference, mine, algorithm, group))
+            for algorithm, group in by_algorithm.items():
+                if algorithm != reference:
+                    rows.append(_paired(key, reference, mine, algorithm, group))
     return rows

@@ -56,10 +56,9 @@ def _finetune(name, question, pair, *extra, seeds=20):
     """A fine-tuning cell (`--finetune`): 20 seeds where runs are cheap."""
     argv = ["--finetune", "--pairs", pair, "--seeds", str(seeds), *extra]
     return {"name": name, "question": question, "argv": argv,
-            "kind": FINETUNING}  # fmt: skip
+            "kind": "fine-tuning"}  # fmt: skip
 
 
-FINETUNING = "fine-tuning"
 # Most informative first: the setting the issue found unguarded, then one
 # cell per topology, then the other optimizer, e, the CNN, the other
 # algorithms (5 seeds), the other datasets.

@@ -54,7 +54,9 @@ TOPOLOGIES = ("A1", "A2", "A3", "CNN")
 ALGORITHM_FLAGS = tuple(f for f in FLAG_NAMES if f != "soups")
 # Opt-in: MK with `p` shared per output unit or per kernel.
 OPT_IN_FLAGS = ("mk-unit", "mk-layer")
-ALL = [f for f in ALGORITHM_FLAGS if f not in OPT_IN_FLAGS]
+# Adapters fine-tune a checkpoint: `--finetune` only.
+LORA_FLAGS = ("lora", "lora-long", "lora-wide", "mk-lora")
+ALL = [f for f in ALGORITHM_FLAGS if f not in OPT_IN_FLAGS + LORA_FLAGS]
 # The demo answers the headline question (MK against the better of
 # BASELINE and BASELINE-LONG) within 10 minutes on 2 cores on JAX: 3 rates
 # of the paper's grid to start (the guards extend them), E = 30 (BASELINE's
@@ -251,6 +253,9 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.pairs and not args.finetune:
         parser.error("--pairs needs --finetune")
+    lora = set(args.algorithms or ()) & set(LORA_FLAGS)
+    if lora and not args.finetune:
+        parser.error(f"--algorithms {' '.join(sorted(lora))} needs --finetune")
     if args.finetune and args.full:
         parser.error("--finetune and --full: choose one")
     preset = SMOKE if args.smoke else FULL if args.full else REDUCED

@@ -401,7 +401,7 @@ def _mk_model(build, budget, seed, independent=False, sharing="element"):
     return mk_model
 
 
-def _build(algorithm, data, hidden_units, seed, budget, teacher, start):
+def _build(algorithm, data, hidden_units, seed, budget, teacher, start=None):
     """`(fitted, evaluated, model)`: what trains, what is evaluated, and
     the plain (or SUBSET) model."""
     keras.utils.set_random_seed(seed)

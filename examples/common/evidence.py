@@ -18,6 +18,14 @@ VERDICT_COLORS = {
     "inconclusive": "tab:orange",
 }
 NOT_RUN = "not run"
+FROM_SCRATCH = "from scratch"
+FINETUNING = "fine-tuning"
+# What each kind's headline compares, for the answer paragraphs.
+HEADLINE_WORDS = {
+    FROM_SCRATCH: "the better of BASELINE and BASELINE-LONG",
+    FINETUNING: "the better of BASELINE and BASELINE-LONG (MK-LORA: the "
+    "best of the three LoRA baselines)",
+}
 
 
 def headline(kept):
@@ -35,7 +43,8 @@ def _checked(kept, headline_row=True):
     Cells kept before the budget guard looked at every seed (not only the
     selection seeds) are checked again here, from each algorithm's median
     best epoch over all seeds: a comparison where it lies in the last 10%
-    of the budget becomes inconclusive, with the reason.
+    of the budget becomes inconclusive, with the reason. A "no detectable
+    difference" whose seeds detect only large differences says so.
     """
     summary = {r["algorithm"]: r for r in kept["summary"]}
     rows = []
@@ -59,6 +68,17 @@ def _checked(kept, headline_row=True):
                     f"of {ran['epochs']} over all {ran['seeds']} seeds (in "
                     f"the last {guards.LAST_FRACTION:.0%})"
                 )
+        if row["verdict"] == "no detectable difference" and not row.get(
+            "reason"
+        ):
+            # Kept before the verdict said when it is uninformative.
+            _, reason = guards.verdict(
+                row["difference_low"],
+                row["difference_high"],
+                {},
+                row["minimum_detectable"],
+            )
+            row = dict(row, reason=reason)
         known = row["reason"].split("; ") if row.get("reason") else []
         new = [r for r in reasons if r not in known]
         if new:
@@ -72,20 +92,26 @@ def _checked(kept, headline_row=True):
 
 
 def _row(cell, kept, partial=0):
+    kind = cell.get("kind", FROM_SCRATCH)
     if kept is None:
         state = f"{NOT_RUN} ({partial} runs kept)" if partial else NOT_RUN
         return {
             "cell": cell["name"],
             "question": cell["question"],
+            "kind": kind,
             "state": state,
         }
     top = headline(kept)
     mk = next(
-        r for r in kept["summary"] if r["algorithm"] == "MAJORITY KERNELS"
+        r
+        for r in kept["summary"]
+        if r["algorithm"] == top.get("algorithm", "MAJORITY KERNELS")
     )
     return {
         "cell": cell["name"],
         "question": cell["question"],
+        "kind": kind,
+        "algorithm": mk["algorithm"],
         "wall_time_s": kept["wall_time_s"],
         "training_s": kept.get("training_s", kept["wall_time_s"]),
         "backend": kept["environment"]["backend"],
@@ -100,8 +126,10 @@ def _row(cell, kept, partial=0):
         "mk_guards": mk["search"]["guards"],
         "others": [
             f"{r['versus']}: {r['verdict']} ({100 * r['difference_mean']:+.2f})"
+            + (f" [{r['reason']}]" if r.get("reason") else "")
             for r in _others(kept)
             if "BASELINE" not in r["versus"]
+            and r.get("algorithm", mk["algorithm"]) == mk["algorithm"]
         ],
     }
 
@@ -113,7 +141,10 @@ def _cells(row, key, formatter):
 COLUMNS = (
     ("Cell", lambda r: f"`{r['cell']}`"),
     ("Question", lambda r: r["question"]),
-    ("MK minus", lambda r: _cells(r, "versus", str)),
+    ("Kind", lambda r: r["kind"]),
+    ("MK minus", lambda r: _cells(r, "versus", lambda v: (
+        v if r["algorithm"] == "MAJORITY KERNELS"
+        else f"{r['algorithm']} minus {v}"))),
     ("Seeds", lambda r: _cells(r, "seeds", str)),
     ("Difference (pts, 95% CI)", lambda r: _cells(r, "difference", lambda d: (
         f"{100 * d:+.2f} [{100 * r['low']:+.2f}, {100 * r['high']:+.2f}]"))),
@@ -131,11 +162,12 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def answer(rows):
-    """One plain paragraph: what the finished cells say."""
+def answer(rows, kind=FROM_SCRATCH):
+    """One plain paragraph: what the finished cells of `kind` say."""
+    rows = [r for r in rows if r.get("kind", FROM_SCRATCH) == kind]
     run = [r for r in rows if "verdict" in r]
     if not run:
-        return "No cell of the map has finished yet: no answer."
+        return f"No {kind} cell of the map has finished yet: no answer."
     by = {v: [r for r in run if r["verdict"] == v] for v in VERDICT_COLORS}
     names = {v: ", ".join(f"`{r['cell']}`" for r in by[v]) for v in by}
     parts = [
@@ -144,13 +176,13 @@ def answer(rows):
     ]
     if by["better"]:
         parts.append(
-            f"MK beat the better baseline in {len(by['better'])} "
+            f"MK beat {HEADLINE_WORDS[kind]} in {len(by['better'])} "
             f"({names['better']})."
         )
     else:
         parts.append(
-            "In none did MK beat the better of BASELINE and BASELINE-LONG "
-            "with the guards held: nowhere we could measure, so far."
+            f"In none did MK beat {HEADLINE_WORDS[kind]} with the guards "
+            "held: nowhere we could measure, so far."
         )
     if by["no detectable difference"]:
         detectable = [r["detectable"] for r in by["no detectable difference"]]
@@ -213,10 +245,18 @@ def plot(rows, path):
             color=color,
         )
     axis.axvline(0, color="gray", linewidth=0.8)
-    axis.set_yticks(range(len(rows)), [r["cell"] for r in rows], fontsize=8)
+    for y in range(1, len(rows)):
+        if rows[y]["kind"] != rows[y - 1]["kind"]:
+            axis.axhline(y - 0.5, color="black", linewidth=0.8, ls="--")
+    axis.set_yticks(
+        range(len(rows)),
+        [f"{r['cell']} ({r['kind']})" for r in rows],
+        fontsize=8,
+    )
     axis.set_ylim(len(rows) - 0.5, -0.5)  # First cell on top.
     axis.set_xlabel(
-        "MK minus the better baseline, test accuracy (points, 95% CI)"
+        "MK minus the better baseline (MK-LORA: the best LoRA baseline), "
+        "test accuracy (points, 95% CI)"
     )
     axis.grid(alpha=0.3, axis="x")
     for verdict, color in VERDICT_COLORS.items():
@@ -251,13 +291,20 @@ def write_report(cells, finished, directory, partial=lambda name: 0):
         "![evidence_map.png](img/evidence_map.png)",
         "",
         "Each row a cell, MK minus the better of BASELINE and BASELINE-LONG "
-        "(the headline comparison), mean over seeds and 95% bootstrap "
+        "(MK-LORA minus the best of LORA, LORA-LONG and LORA (rank e x r)): "
+        "the headline comparison, mean over seeds and 95% bootstrap "
         "interval, coloured by verdict (orange: inconclusive, a guard did "
-        "not hold).",
+        "not hold). Cells trained from scratch first, then fine-tuning "
+        "cells (below the dashed line), which start every algorithm of a "
+        "seed from that seed's pretrained checkpoint.",
         "",
-        "### When does MK help?",
+        "### When does MK help from scratch?",
         "",
-        answer(rows),
+        answer(rows, FROM_SCRATCH),
+        "",
+        "### When does MK help when fine-tuning?",
+        "",
+        answer(rows, FINETUNING),
         "",
     ]
     os.makedirs(directory, exist_ok=True)

@@ -484,10 +484,7 @@ def paired_comparisons(runs, references=tuple(HEADLINES)):
             mine = _Accuracies(by_algorithm[reference])
             best = _best_of(by_algorithm, HEADLINES[reference])
             if best is not None:
-                candidates = [
-                    n for n in HEADLINES[reference] if n in by_algorithm
-                ]
-                what = "better" if len(candidates) == 2 else "best"
+                what = "better" if len(HEADLINES[reference]) == 2 else "best"
                 rows.append(
                     _paired(
                         key,

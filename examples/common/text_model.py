@@ -32,9 +32,7 @@ def encode(texts, length=SEQUENCE_LENGTH):
     with `PAD`: an int32 array `(len(texts), length)`."""
     ids = np.full((len(texts), length), PAD, dtype="int32")
     for row, text in enumerate(texts):
-        codes = np.frombuffer(
-            text[:length].encode("ascii", "replace"), dtype="uint8"
-        ).astype("int32")
+        codes = np.array([ord(c) for c in text[:length]], dtype="int32")
         codes = np.where((codes >= 32) & (codes < 127), codes - 30, UNKNOWN)
         ids[row, : len(codes)] = codes
     return ids

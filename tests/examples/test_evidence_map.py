@@ -67,7 +67,11 @@ def test_report_shows_unrun_cells_and_answers(tmp_path):
         cells, kept.get, str(directory), {"todo": 7, "done": 0}.get
     )
     text = (directory / "map.md").read_text()
-    assert "| `todo` | q2 | - | - | - | - | not run (7 runs kept) |" in text
+    assert (
+        "| `todo` | q2 | from scratch | - | - | - | - | not run (7 runs "
+        "kept) |" in text
+    )
+    assert "No fine-tuning cell of the map has finished yet" in text
     assert "ENSEMBLE: worse (-1.00)" in text
     assert "1 of 2 cells have finished (1 not run)" in text
     assert "nowhere we could measure" in text
@@ -90,3 +94,30 @@ def test_a_kept_cell_whose_seeds_peaked_at_the_end_is_inconclusive():
         "MAJORITY KERNELS: median best epoch 108.5 of 120 over all 10 "
         "seeds (in the last 10%)"
     )
+
+
+def test_fine_tuning_cells_answer_their_own_question():
+    rows = [
+        {"cell": "x", "kind": "from scratch", "verdict": "better"},
+        {"cell": "f", "kind": "fine-tuning", "verdict": "worse"},
+    ]
+    scratch = evidence.answer(rows, evidence.FROM_SCRATCH)
+    tuning = evidence.answer(rows, evidence.FINETUNING)
+    assert "1 of 1 cells" in scratch and "(`x`)" in scratch
+    assert "MK was worse in 1 (`f`)" in tuning
+    assert "nowhere we could measure" in tuning
+    kinds = {c.get("kind") for c in evidence_map.CELLS}
+    assert kinds == {None, "fine-tuning"}
+    tuned = [c for c in evidence_map.CELLS if c.get("kind")]
+    assert any("docstrings" in c["argv"] for c in tuned)
+    for cell in tuned:
+        seeds = int(cell["argv"][cell["argv"].index("--seeds") + 1])
+        assert seeds >= 10
+
+
+def test_an_uninformative_kept_verdict_says_so():
+    kept = _kept("no detectable difference")
+    kept["paired"][0].update(minimum_detectable=0.4, reason="")
+    row = evidence.headline(kept)
+    assert row["verdict"] == "no detectable difference"
+    assert row["reason"].startswith("uninformative")

@@ -1,16 +1,11 @@
 """The main job (`python -m examples.main --smoke`) on the current backend."""
 
-import json
-import os
-import subprocess
-import sys
-
 import keras
+import main_job
 import numpy as np
 import pytest
 
-BACKEND = keras.backend.backend()
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+BACKEND = main_job.BACKEND
 ALGORITHMS = (
     "BASELINE",
     "BASELINE-LONG",
@@ -27,29 +22,8 @@ VERDICTS = ("inconclusive",)
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("main_job")
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="2")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "examples.main",
-            "--smoke",
-            "--backend",
-            BACKEND,
-            "--output",
-            str(output),
-            "--no-progress",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    with open(output / "results.json") as f:
-        data = json.load(f)
-    return output, result.stdout, data
+    stdout, data = main_job.run(output, "--smoke")
+    return output, stdout, data
 
 
 def test_prints_the_table_verdicts_and_reference(smoke_run):

@@ -177,3 +177,79 @@ def test_every_seeds_budget_is_checked_not_only_the_selection_seeds():
     ]
     rows = runner.paired_comparisons(runs[:5] + early)
     assert {row["verdict"] for row in rows} == {"better"}
+
+
+def _diverged(record, diverged=True):
+    return dict(record, diverged=diverged)
+
+
+def test_a_seed_diverged_at_an_algorithms_rate_leaves_no_firm_verdict():
+    # MK wins every seed by 3 points, except that BASELINE diverged on
+    # seed 2 (chance accuracy): without the guard, a firm "better".
+    baseline = [_record("BASELINE", s, 0.50 + 0.01 * s) for s in range(6)]
+    baseline[2] = _diverged(dict(baseline[2], test_accuracy=0.1))
+    mk = [_record("MAJORITY KERNELS", s, 0.53 + 0.01 * s) for s in range(6)]
+    rows = runner.paired_comparisons(baseline + mk)
+    for row in rows:
+        assert row["verdict"] == "inconclusive"
+        assert "BASELINE: diverged at its rate on seed(s) [2]" in row["reason"]
+    # The same seeds without the diverged flag: a firm verdict.
+    healthy = [dict(r, diverged=False) for r in baseline]
+    assert runner.paired_comparisons(healthy + mk)[0]["verdict"] == "better"
+
+
+def test_mk_diverging_makes_its_comparisons_inconclusive():
+    baseline = [_record("BASELINE", s, 0.50 + 0.01 * s) for s in range(6)]
+    mk = [_record("MAJORITY KERNELS", s, 0.53 + 0.01 * s) for s in range(6)]
+    mk[0] = _diverged(mk[0])
+    mk[4] = _diverged(mk[4])
+    (row,) = runner.paired_comparisons(baseline + mk)[1:]
+    assert row["verdict"] == "inconclusive"
+    assert (
+        "MAJORITY KERNELS: diverged at its rate on seed(s) [0, 4]"
+        in (row["reason"])
+    )
+
+
+def test_diverged_means_not_finite_or_never_above_chance():
+    assert guards.diverged([0.1, 0.12, 0.11], None, chance=0.1)
+    assert guards.diverged([0.5, 0.6], nonfinite_epoch=2, chance=0.1)
+    assert not guards.diverged([0.1, 0.4, 0.1], None, chance=0.1)
+    assert guards.chance_level([0, 0, 1, 2]) == 0.5
+
+
+def test_a_no_difference_verdict_says_when_it_is_uninformative():
+    # Paired differences of +-20 points: nothing under ~25 is detectable.
+    baseline = [_record("BASELINE", s, 0.5) for s in range(6)]
+    mk = [
+        _record("MAJORITY KERNELS", s, 0.5 + (0.2 if s % 2 else -0.2))
+        for s in range(6)
+    ]
+    row = runner.paired_comparisons(baseline + mk)[0]
+    assert row["verdict"] == "no detectable difference"
+    assert row["reason"].startswith("uninformative: the seeds detect only")
+    # Tight differences: a plain verdict.
+    mk = [
+        _record("MAJORITY KERNELS", s, 0.5 + (0.002 if s % 2 else -0.002))
+        for s in range(6)
+    ]
+    row = runner.paired_comparisons(baseline + mk)[0]
+    assert (row["verdict"], row["reason"]) == ("no detectable difference", "")
+
+
+def test_mk_lora_headline_is_the_best_of_the_three_lora_baselines():
+    runs = []
+    for name, val, test in (
+        ("LORA", 0.40, 0.40),
+        ("LORA-LONG", 0.42, 0.41),
+        ("LORA (rank e x r)", 0.45, 0.43),
+        ("MK-LORA", 0.44, 0.45),
+    ):
+        runs += [_record(name, s, test + 0.001 * s, val=val) for s in range(5)]
+    rows = runner.paired_comparisons(runs)
+    assert rows[0]["algorithm"] == "MK-LORA"
+    assert rows[0]["versus"] == "best baseline (LORA (rank e x r))"
+    assert rows[0]["headline"]
+    assert {r["versus"] for r in rows[1:]} == {
+        "LORA", "LORA-LONG", "LORA (rank e x r)",
+    }  # fmt: skip

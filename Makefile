@@ -86,7 +86,10 @@ test-min: $(MIN_STAMP)
 	  -m "not slow" $(MIN_TESTS) $(PYTEST_ARGS)
 
 # The docs site (mkdocs-material + mkdocstrings): fails on any warning.
+# The performance page's tables must match the results files they are
+# rendered from (`docs/build_performance.py`, which measures nothing).
 docs: $(STAMP)
+	$(BIN)/python docs/build_performance.py --check
 	KERAS_BACKEND=jax NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict \
 	  --site-dir site
 

@@ -16,9 +16,8 @@ The second step is timed too (the cells' "2nd step", where recorded): a
 second `model.fit` of one batch, as a notebook user runs it. On PyTorch it
 is the first to draw a model's small kernels together
 (`keras_mk.sampling.torch_grouping`), which compiles one more loop.
-(Results before 2026-12-01's fourth session timed `train_on_batch`
-instead, which on JAX and TensorFlow traces and compiles a train function
-of its own.)
+(`train_on_batch` would not do: on JAX and TensorFlow it traces and
+compiles a train function of its own.)
 
 Usage:
 
@@ -42,7 +41,7 @@ what MK's first step costs before any sampling. The table shows it as
 `--fresh-compile-cache` gives every process an empty TorchInductor cache
 (`TORCHINDUCTOR_CACHE_DIR`): the first run on a new machine, where PyTorch
 compiles MK's draw-and-mix loops from scratch (C++). Without it, processes
-share the user's cache, as a user's later sessions do.
+share the user's cache, as a user's later processes do.
 
 Writes `benchmarks/results/first_step_<backend>.json` (or
 `first_step_built_optimizer_<backend>.json`, `first_step_fresh_cache_

@@ -155,7 +155,7 @@ COLUMNS = (
     ("MK's guards", lambda r: _cells(r, "mk_guards", str)),
     ("Other algorithms", lambda r: _cells(
         r, "others", lambda o: "; ".join(o) or "-")),
-    ("Wall time (training, all sessions)", lambda r: _cells(
+    ("Wall time (training, all runs)", lambda r: _cells(
         r, "wall_time_s", lambda s: (
             f"{s / 60:.0f} min ({r['training_s'] / 60:.0f} min, "
             f"{r['backend']})"))),

@@ -27,8 +27,8 @@ from keras_mk.sampling import simplex
 # step after; for the many small kernels of a mobile network
 # (MobileNetV3Small: 41 of its 54 below 16k elements) that costs more
 # than fusion saves. Measured
-# (`benchmarks/first_step.py`, TensorFlow, CPU, before and after
-# interleaved, `benchmarks/results/first_step_tensorflow_interleaved.txt`):
+# (`benchmarks/first_step.py`, TensorFlow, CPU, before and after,
+# interleaved):
 # MK's first step on MobileNetV3Small 36.8 -> 20.4 s, EfficientNetB0
 # 49.1 -> 36.1 s, ResNet50 and T5 unchanged within noise. The A3 MLP's
 # 80k kernel and T5's 64k ones keep their fusion (with kernels below 2**17

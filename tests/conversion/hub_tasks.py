@@ -1,4 +1,4 @@
-"""Tiny KerasHub tasks with their preprocessors, built offline (issue 24).
+"""Tiny KerasHub tasks with their preprocessors, built offline.
 
 Each tokenizer kind is made here from a few sentences: a WordPiece
 vocabulary list (BERT), a byte-pair vocabulary with merges (GPT-2, BART,

@@ -1,4 +1,4 @@
-"""Conversion on models outside the happy path: nothing silent (issue 10).
+"""Conversion on models outside the happy path: nothing silent.
 
 Each test reproduces a way a user's model broke conversion (a crash, a
 refusal for the wrong reason, or a silently different model) and asserts
@@ -345,8 +345,8 @@ def _model_with_assets():
 
 @pytest.mark.parametrize("route", ["clone_model", "clone_function"])
 def test_layer_assets_survive_conversion_and_collapse(route):
-    # Issue 24: a copy made from the config lost them (a tokenizer's
-    # vocabulary): the copy computed something else, or failed.
+    # A copy made from the config would lose them (a tokenizer's
+    # vocabulary): the copy would compute something else, or fail.
     model = _model_with_assets()
     x = _x(model)
     with keras.saving.custom_object_scope({"ScaleFromAssets": ScaleFromAssets}):

@@ -1,4 +1,4 @@
-"""Real `keras.applications` and KerasHub models convert exactly (issue 10).
+"""Real `keras.applications` and KerasHub models convert exactly.
 
 The checks are `keras_mk.testing.check_model`; the full table (every
 constructor, KerasHub models, three backends) is

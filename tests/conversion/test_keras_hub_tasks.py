@@ -1,4 +1,4 @@
-"""KerasHub tasks keep their preprocessors through conversion (issue 24).
+"""KerasHub tasks keep their preprocessors through conversion.
 
 A task loaded from a local preset (`save_to_preset`, `from_preset`) with
 its preprocessor: WordPiece, byte-pair and SentencePiece tokenizers, whose

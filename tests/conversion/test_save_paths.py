@@ -1,4 +1,4 @@
-"""Every way a Keras user saves an MK model round-trips (issue 10, item 7).
+"""Every way a Keras user saves an MK model round-trips.
 
 `model.save`, `ModelCheckpoint` (full and weights only), `BackupAndRestore`
 and KerasHub `save_to_preset`, on a KerasHub backbone whose MK layers its

@@ -53,7 +53,7 @@ def _smoke(script, output, *extra):
 
 def runs_once_on(backend):
     """CI budget: a paper script's smoke runs once, on the backend where it
-    costs least (measured on 2 cores for issue 14: the ResNet smoke 30 s on
+    costs least (measured on 2 cores: the ResNet smoke 30 s on
     PyTorch, 79 s on TensorFlow; T5 38 s and 187 s; `convert_pretrained`
     66 s on TensorFlow, 91 s on PyTorch); the main job covers every
     backend."""

@@ -196,8 +196,8 @@ def test_reseeded_draws_other_values_only_where_the_seed_repeats():
     assert reseeded(zeros, 1) is zeros  # not random
 
 
-# Issue 23: `fixed_probabilities` was broadcast from any shape that fit
-# (`(5,)`, `(3,)`, `(4,)` for a `(3, 8, 4)` kernel), or failed deep inside.
+# `fixed_probabilities` must not broadcast from any shape that fits
+# (`(5,)`, `(3,)`, `(4,)` for a `(3, 8, 4)` kernel), nor fail deep inside.
 @pytest.mark.parametrize(
     "shape",
     [(5,), (3,), (4,), (2,), (3, 8), (2, 8, 4), (3, 8, 5), (3, 1, 8, 4)],

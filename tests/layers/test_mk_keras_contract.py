@@ -1,4 +1,4 @@
-"""Where an MK layer must behave exactly like its Keras layer (issue 10).
+"""Where an MK layer must behave exactly like its Keras layer.
 
 Regularizers, mixed precision, a deterministic layer's state, and plain
 weight files: an MK layer is a drop-in superset of the Keras layer.

@@ -103,7 +103,7 @@ def test_mixed_precision_draws_p_and_mixes_in_float32_outputs_compute_dtype(
     # PyTorch hashes its uniforms inside the compiled loop, where no spy
     # sees them; its `p` is checked below (`sample_probabilities`).
     assert seen["sampled"] == (set() if BACKEND == "torch" else {"float32"})
-    # Mixed in the variables' dtype, cast once afterwards (issue 10).
+    # Mixed in the variables' dtype, cast once afterwards.
     assert seen["mixed"] == {"float32"}
     layer = model.layers[1]
     assert layer.kernel_copies[0].dtype == "float32"

@@ -192,6 +192,10 @@ def run(names, output):
             continue
         results[name] = check_model(model, jit_compile=False)
         results[name]["seconds"] = round(time.perf_counter() - start, 1)
+        if name in HUB_MODELS:
+            import keras_hub
+
+            results[name]["keras_hub"] = keras_hub.__version__
         del model
         keras.backend.clear_session()
         gc.collect()
@@ -277,7 +281,12 @@ def update_docs():
                     r.get(k, 0.0)
                     for k in ("convert_error", "collapse_error", "reload_error")
                 )
-                cells.append(f"pass ({worst:.0e})")
+                hub = r.get("keras_hub")
+                cells.append(
+                    f"pass ({worst:.0e}"
+                    + (f", KerasHub {hub}" if hub else "")
+                    + ")"
+                )
             else:
                 reason = r.get("reason") or ", ".join(
                     f"{k} {r[k]:.1e}"

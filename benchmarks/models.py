@@ -42,14 +42,44 @@ SIZES = {
         ),
         # `keras.applications`: a small input keeps a CPU step short.
         **{name: {"image": 64, "batch": 16} for name in APPLICATIONS},
+        # A small KerasHub Gemma with LoRA (rank 8, the default target
+        # layers): MK-LoRA against plain LoRA.
+        "gemma-lora": dict(
+            vocabulary_size=1000,
+            num_layers=2,
+            num_query_heads=4,
+            num_key_value_heads=4,
+            hidden_dim=128,
+            intermediate_dim=256,
+            head_dim=32,
+            rank=8,
+            length=64,
+            batch=4,
+        ),
     },
     "quick": {
         "mlp": {"widths": (32, 16, 8), "inputs": 64, "batch": 16},
         "cnn": {"filters": (4, 8, 8), "image": 8, "batch": 8},
         "transformer": dict(zip(_T5_KEYS, (1, 16, 2, 32, 50, 8)), batch=4),
         **{name: {"image": 32, "batch": 2} for name in APPLICATIONS},
+        "gemma-lora": dict(
+            vocabulary_size=50,
+            num_layers=1,
+            num_query_heads=2,
+            num_key_value_heads=2,
+            hidden_dim=16,
+            intermediate_dim=32,
+            head_dim=8,
+            rank=2,
+            length=8,
+            batch=2,
+        ),
     },
 }
+# Rows whose plain model has LoRA enabled: each variant is built from a
+# fresh plain model, since an MK-LoRA model holds its original's frozen
+# variables (and JAX donates the buffers of a model it trains).
+LORA_ROWS = ("gemma-lora",)
 
 
 def mlp(widths, inputs, batch):
@@ -105,6 +135,16 @@ def transformer(layers, hidden, heads, intermediate, vocabulary, length, batch):
     return keras.Model(inputs, logits)
 
 
+def gemma_lora(rank, length, batch, **config):
+    """A KerasHub `GemmaCausalLM` from config, LoRA of `rank` enabled on
+    its backbone (no preprocessor: token ids in)."""
+    import keras_hub
+
+    backbone = keras_hub.models.GemmaBackbone(**config)
+    backbone.enable_lora(rank)
+    return keras_hub.models.GemmaCausalLM(backbone, preprocessor=None)
+
+
 def application(name, image):
     """`keras.applications.<APPLICATIONS[name]>`, untrained, 10 classes."""
     constructor = getattr(keras.applications, APPLICATIONS[name])
@@ -158,6 +198,15 @@ def build(name, size):
             "decoder_padding_mask": mask,
         }
         y = rng.integers(0, cfg["vocabulary"], shape)
+    elif name == "gemma-lora":
+        model = gemma_lora(**cfg)
+        vocabulary = cfg["vocabulary_size"]
+        shape = (batch, cfg["length"])
+        x = {
+            "token_ids": rng.integers(0, vocabulary, shape).astype("int32"),
+            "padding_mask": np.ones(shape, dtype="int32"),
+        }
+        y = rng.integers(0, vocabulary, shape)
     else:
         raise ValueError(f"Unknown model: {name!r}")
     return model, x, y, batch

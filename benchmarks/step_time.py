@@ -49,6 +49,7 @@ MODELS = (
     "resnet50",
     "efficientnetb0",
     "mobilenetv3small",
+    "gemma-lora",
 )
 # The `keras.applications` rows are left out of `--quick` (compiling them
 # alone takes minutes).
@@ -62,6 +63,7 @@ TARGETS = {
     "resnet50": 1.15,
     "efficientnetb0": 1.15,
     "mobilenetv3small": 1.15,
+    "gemma-lora": 1.10,
 }
 TARGET_EXPANSION = 3
 # Where MK's inherent floor (the `inherent` variant: the copies, their mean
@@ -223,22 +225,29 @@ def _variants(name, expansions, size, jit_compile, optimizer=None):
     keras.utils.set_random_seed(0)
     plain, x, y, batch = models.build(name, size)
     _, arguments = models.conversion_of(name)
+
+    def source():
+        if name not in models.LORA_ROWS:
+            return plain
+        keras.utils.set_random_seed(0)
+        return models.build(name, size)[0]
+
     found = [("plain", "train", plain)]
     last_mk = None
     for e in expansions:
-        last_mk = models.expand(plain, e, seed=e, **arguments)
+        last_mk = models.expand(source(), e, seed=e, **arguments)
         found.append((f"mk_e{e}", "train", last_mk))
     if TARGET_EXPANSION in expansions:
         # What MK costs without sampling or mixing: the copies and the
         # optimizer on e times the kernels (inherent), the mean as kernel.
         uniform = models.expand(
-            plain, TARGET_EXPANSION, probabilities="uniform", **arguments
+            source(), TARGET_EXPANSION, probabilities="uniform", **arguments
         )
         found.append((UNIFORM_LABEL, "train", uniform))
         # The options that trade fidelity for speed.
         for sharing, label in SHARING_LABELS.items():
             shared = models.expand(
-                plain,
+                source(),
                 TARGET_EXPANSION,
                 seed=1,
                 probability_sharing=sharing,
@@ -661,6 +670,7 @@ MODEL_NAMES = {
     "resnet50": "ResNet50",
     "efficientnetb0": "EfficientNetB0",
     "mobilenetv3small": "MobileNetV3Small",
+    "gemma-lora": "Gemma, LoRA adapters",
 }
 
 

@@ -134,15 +134,27 @@ def layer_selector(layers, embeddings=False):
     )
 
 
-def check_convertible(path, layer):
-    lora_enabled = getattr(layer, "lora_enabled", False)
+# The quantization modes Keras gives LoRA on (not float8, not GPTQ).
+LORA_QUANTIZATION = ("int8", "int4")
+
+
+def frozen_quantized(layer):
+    """A quantized layer without LoRA (yet): its kernel does not train, so
+    its MK layer simulates nothing until `enable_lora`."""
     mode = getattr(layer, "quantization_mode", None)
-    if mode is not None and not lora_enabled:
+    return mode is not None and not getattr(layer, "lora_enabled", False)
+
+
+def check_convertible(path, layer):
+    mode = getattr(layer, "quantization_mode", None)
+    if frozen_quantized(layer) and (
+        mode not in LORA_QUANTIZATION or not hasattr(layer, "enable_lora")
+    ):
         raise ValueError(
-            f"Layer '{path}' is quantized ({mode}) without LoRA; convert "
-            "the float model, then quantize the collapsed one (or enable "
-            "LoRA on the quantized model, then convert: its adapters are "
-            "simulated, the quantized kernel kept)."
+            f"Layer '{path}' is quantized ({mode}) without LoRA, and Keras "
+            f"gives no LoRA on a {mode} kernel: MK would have nothing to "
+            "train. Convert the float model, then quantize the collapsed "
+            "one."
         )
     if not layer.built:
         raise ValueError(
@@ -300,6 +312,7 @@ def clone_model(model, *, layers=None, embeddings=False, **mk_arguments):
             converted += 1
     _check_all_converted(model, plan, converted)
     _warn_left_plain(model, surveyed)
+    _warn_frozen_quantized(model, plan, surveyed)
     # The config the copy was built from tells which MK layers it
     # describes: the copy is not serialized again.
     return guards.guard_saves(copied.model, copied.layers, copied.config)
@@ -367,6 +380,25 @@ def _frozen_base(surveyed):
             if not variable.trainable and variable.name != SEED_STATE:
                 frozen.add(id(variable))
     return frozenset(frozen)
+
+
+def _warn_frozen_quantized(model, plan, surveyed):
+    """Warns about converted quantized layers that simulate nothing yet."""
+    frozen = [
+        item.path
+        for item in surveyed
+        if item.path in plan and frozen_quantized(item.layer)
+    ]
+    if frozen:
+        warnings.warn(
+            f"{len(frozen)} converted layers of model '{model.name}' are "
+            f"quantized without LoRA ({', '.join(frozen)}): their kernels "
+            "do not train, so they simulate nothing until `enable_lora` "
+            "(then their adapters are simulated, as when LoRA is enabled "
+            "before conversion).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _warn_left_plain(model, surveyed):

@@ -56,6 +56,12 @@ def simulate_factors(layer, a_initializer="he_uniform", b_initializer="zeros"):
     layer.__dict__["mk_weights"] = factor_specs(layer)
 
 
+def simulate_nothing(layer):
+    """A quantized layer without LoRA: its kernel does not train, so there
+    is nothing to simulate until `enable_lora` (then its factors)."""
+    layer.__dict__["mk_weights"] = ()
+
+
 def enable(layer, keras_enable, rank, lora_alpha, a_initializer, b_initializer):
     """`enable_lora` of an MK layer (see `MKLayer.enable_lora`).
 
@@ -75,9 +81,15 @@ def enable(layer, keras_enable, rank, lora_alpha, a_initializer, b_initializer):
         raise NotImplementedError(_no_lora(cls))
     if lora_alpha is None:  # Keras's `build` passes none: keep the layer's
         lora_alpha = getattr(layer, "lora_alpha", None)
-    built_copies = bool(layer.__dict__.get("_copies"))
-    if built_copies and not getattr(layer, "lora_enabled", False):
-        _freeze_mean(layer, cls.mk_weights[0][0])
+    # Converted (or built) before: copies exist, or nothing was simulated
+    # (a quantized kernel).
+    built_copies = bool(layer.__dict__.get("_copies")) or (
+        layer.__dict__.get("mk_weights") == ()
+    )
+    kernel = cls.mk_weights[0][0]
+    if kernel in layer.__dict__.get("_copies", {}):
+        if not getattr(layer, "lora_enabled", False):
+            _freeze_mean(layer, kernel)
     keras_enable(
         rank,
         lora_alpha=lora_alpha,

@@ -365,6 +365,8 @@ class MKLayer(WeightCopies):
             self._mk_configure(config)
         if getattr(self, "lora_enabled", False):
             lora.simulate_factors(self)
+        elif getattr(self, "quantization_mode", None):
+            lora.simulate_nothing(self)
         self._add_copies("replicate")
 
     # -- LoRA ------------------------------------------------------------

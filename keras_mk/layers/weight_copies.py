@@ -192,9 +192,13 @@ class WeightCopies:
             return (
                 _keras_private.autocast_as_a_variable(mean) if factor else mean
             )
-        if self.__dict__.get("lora_enabled") and name == self._base_name():
+        frozen = self.__dict__.get("lora_enabled") or getattr(
+            self, "quantization_mode", None
+        )
+        if frozen and name == self._base_name():
             # LoRA: the Keras layer's kernel, frozen, plus its factors'
-            # product (the factors read here as their mix or mean).
+            # product (the factors read here as their mix or mean); a
+            # quantized kernel: Keras's reading of it (int4 unpacked).
             return _keras_property(self, name)
         value = self.__dict__.get("_" + name)
         if value is None and name != "bias":
@@ -203,9 +207,13 @@ class WeightCopies:
         return value
 
     def _frozen_base(self):
-        """The variables LoRA froze (the kernel; its quantized form and
-        scale), in the layer's order. Empty without LoRA."""
-        if not self.__dict__.get("lora_enabled"):
+        """The variables LoRA or quantization froze (the kernel; its
+        quantized form and scale), in the layer's order. Empty for a float
+        layer without LoRA."""
+        if not (
+            self.__dict__.get("lora_enabled")
+            or getattr(self, "quantization_mode", None)
+        ):
             return []
         simulated = {id(v) for copies in self._copies.values() for v in copies}
         seed = getattr(self, "seed_generator", None)

@@ -93,13 +93,43 @@ def test_converting_an_mk_model_again_is_an_error():
     models.assert_same_weights(mk, before)
 
 
-def test_a_quantized_layer_without_lora_is_refused_naming_it():
+def test_a_float8_layer_is_refused_naming_it():
+    # Keras gives no LoRA on float8: MK would have nothing to train.
     model = models.mlp()
-    model.quantize("int8")
+    model.quantize("float8")
     before = models.weights_snapshot(model)
-    with pytest.raises(ValueError, match="'hidden' is quantized .int8."):
+    with pytest.raises(ValueError, match="'hidden' is quantized .float8."):
         keras_mk.clone_model(model)
     models.assert_same_weights(model, before)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_a_quantized_layer_without_lora_converts_and_says_it_simulates_nothing(
+    mode, tmp_path
+):
+    model = models.mlp()
+    model.quantize(mode)
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    with pytest.warns(UserWarning, match="'mlp' are quantized without LoRA"):
+        mk = keras_mk.clone_model(model)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(mk(x)), keras.ops.convert_to_numpy(model(x))
+    )
+    for name in ("hidden", "head"):
+        assert "kernel" not in mk.get_layer(name).weight_copies
+    # Saved and loaded exactly; collapsed to the quantized Keras layers.
+    keras_mk.save_model(mk, tmp_path / "mk.keras")
+    restored = keras_mk.load_model(tmp_path / "mk.keras")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(restored(x)),
+        keras.ops.convert_to_numpy(mk(x)),
+    )
+    small = keras_mk.collapse(mk)
+    assert small.get_layer("hidden").quantization_mode == mode
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(small(x)),
+        keras.ops.convert_to_numpy(model(x)),
+    )
 
 
 def test_save_and_export_paths_are_checked():

@@ -408,6 +408,53 @@ def test_lora_on_a_quantized_base_keeps_the_quantized_kernel(mode, tmp_path):
     )
 
 
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_on_a_quantized_base_enabling_lora_after_conversion_is_the_same(mode):
+    x = ids()
+    first = base_model()
+    first.quantize(mode)
+    first = keras_mk.clone_model(enable_lora(first), expansion=E, seed=1)
+    quantized = base_model()
+    quantized.quantize(mode)
+    expected = numpy(quantized(x))
+    # Converted before LoRA: a quantized kernel does not train, so its
+    # layer simulates nothing yet, and says so.
+    with pytest.warns(UserWarning, match="quantized.*simulate nothing"):
+        later = keras_mk.clone_model(
+            quantized,
+            expansion=E,
+            seed=1,
+            layers="emb|conv|einsum|dense$",
+            embeddings=True,
+        )
+    np.testing.assert_array_equal(numpy(later(x)), expected)
+    dense = later.get_layer("dense")
+    assert isinstance(dense, mk_layers.MKLayer)
+    assert dense.quantization_mode == mode
+    assert "kernel" not in dense.weight_copies
+    enable_lora(later)
+    models.assert_same_outputs(first, later, x)
+    for name in LORA_NAMES:
+        a, b = first.get_layer(name), later.get_layer(name)
+        assert [v.name for v in a.weights] == [v.name for v in b.weights]
+        assert [v.trainable for v in a.weights] == [
+            v.trainable for v in b.weights
+        ]
+        assert len(b.weight_copies[_factors(b)[0]]) == E
+    small = keras_mk.collapse(_trained(later))
+    assert small.get_layer("dense").quantization_mode == mode
+    np.testing.assert_array_equal(numpy(small(x)), numpy(later(x)))
+
+
+def test_a_float8_base_without_lora_is_still_refused():
+    model = base_model()
+    model.quantize("float8")
+    with pytest.raises(
+        ValueError, match="is quantized \\(float8\\) without LoRA"
+    ):
+        keras_mk.clone_model(model, expansion=E, seed=1)
+
+
 def test_the_merged_save_of_a_collapsed_float_model_loads_without_keras_mk(
     tmp_path,
 ):

@@ -33,6 +33,11 @@ def conversion_of(name):
 # Full-size settings (the paper's A3 MLP; a small CNN; a small T5) and the
 # `--quick` settings (seconds on CPU, for CI; numbers not meaningful).
 _T5_KEYS = ("layers", "hidden", "heads", "intermediate", "vocabulary", "length")
+_GEMMA_KEYS = (
+    "vocabulary_size", "num_layers", "num_query_heads",
+    "num_key_value_heads", "hidden_dim", "intermediate_dim", "head_dim",
+    "rank", "length",
+)  # fmt: skip
 SIZES = {
     "full": {
         "mlp": {"widths": (400, 200, 100), "inputs": 3072, "batch": 256},
@@ -45,16 +50,7 @@ SIZES = {
         # A small KerasHub Gemma with LoRA (rank 8, the default target
         # layers): MK-LoRA against plain LoRA.
         "gemma-lora": dict(
-            vocabulary_size=1000,
-            num_layers=2,
-            num_query_heads=4,
-            num_key_value_heads=4,
-            hidden_dim=128,
-            intermediate_dim=256,
-            head_dim=32,
-            rank=8,
-            length=64,
-            batch=4,
+            zip(_GEMMA_KEYS, (1000, 2, 4, 4, 128, 256, 32, 8, 64)), batch=4
         ),
     },
     "quick": {
@@ -63,16 +59,7 @@ SIZES = {
         "transformer": dict(zip(_T5_KEYS, (1, 16, 2, 32, 50, 8)), batch=4),
         **{name: {"image": 32, "batch": 2} for name in APPLICATIONS},
         "gemma-lora": dict(
-            vocabulary_size=50,
-            num_layers=1,
-            num_query_heads=2,
-            num_key_value_heads=2,
-            hidden_dim=16,
-            intermediate_dim=32,
-            head_dim=8,
-            rank=2,
-            length=8,
-            batch=2,
+            zip(_GEMMA_KEYS, (50, 1, 2, 2, 16, 32, 8, 2, 8)), batch=2
         ),
     },
 }

@@ -287,6 +287,42 @@ def test_step_time_judges_mk_above_its_floor_where_the_floor_misses():
     assert step_time._verdict_cells("transformer", old)[0] == "missed"
 
 
+@pytest.mark.parametrize("backend", ["tensorflow", "torch"])
+def test_tensorflow_and_pytorch_rows_are_judged_above_their_floor(backend):
+    from benchmarks import step_time
+
+    # MK 1.12-1.13x, floor 1.05x: over the absolute 1.10x, but +0.07x
+    # above the floor: met there; JAX keeps the absolute target.
+    entry = _combined((100.0,) * 3, (112.0, 112.0, 113.0), (105.0,) * 3)
+    assert step_time._verdict_cells("transformer", entry)[0] == "missed"
+    assert step_time._verdict_cells("transformer", entry, "jax")[0] == "missed"
+    verdict, cell = step_time._verdict_cells("transformer", entry, backend)
+    assert verdict == "met"
+    assert cell == "+0.07x [+0.07, +0.08]"
+    assert step_time.target_cell("transformer", backend) == "floor + 0.10x"
+    assert step_time.target_cell("mlp", backend) == "floor + 0.30x"
+    assert step_time.target_cell("transformer", "jax") == "<= 1.10x"
+    # Runs on both sides of the margin stay inconclusive.
+    split = _combined((100.0,) * 3, (112.0, 114.0, 118.0), (105.0,) * 3)
+    assert step_time._verdict_cells("transformer", split, backend)[0] == (
+        "inconclusive"
+    )
+
+
+def test_tensorflows_first_step_target_is_2x_or_15_s():
+    from benchmarks import first_step
+
+    # 8 s -> 20 s: 2.5x and +12 s: within +15 s on TensorFlow only.
+    runs = {"plain": [{"seconds": 8.0}], "mk": [{"seconds": 20.0}]}
+    assert first_step.verdict(runs, "tensorflow")[0]
+    assert not first_step.verdict(runs, "jax")[0]
+    assert not first_step.verdict(runs)[0]
+    # 20 s -> 38 s: 1.9x, +18 s: within 2x on TensorFlow.
+    runs = {"plain": [{"seconds": 20.0}], "mk": [{"seconds": 38.0}]}
+    assert first_step.verdict(runs, "tensorflow")[0]
+    assert not first_step.verdict(runs, "torch")[0]
+
+
 def test_first_step_refuses_two_results_files_before_measuring(capsys):
     from benchmarks import first_step
 

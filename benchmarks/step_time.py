@@ -31,6 +31,7 @@ import argparse
 import importlib
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -134,6 +135,12 @@ def parse_args(argv=None):
         "machine, timing does.",
     )
     parser.add_argument("--output", default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the measured rows into --output (the docs' per-backend "
+        "files) instead of overwriting it",
+    )
     parser.add_argument(
         "--report",
         nargs="+",
@@ -814,9 +821,11 @@ def run_driver(args):
                     continue
                 result["models"].setdefault(name, {})["memory"] = memory
         result["wall_s"] = time.perf_counter() - start
+        for entry in result["models"].values():
+            entry["measured"] = _measured(args, report["machine"])
         report["backends"][backend] = result
         # Written after every backend: a long run keeps what it measured.
-        _write(report, args.output)
+        _write(report, args.output, args.merge)
     print(f"machine: {report['machine']['cpu']}, {os.cpu_count()} CPUs")
     print(format_table(report))
     if args.output:
@@ -824,12 +833,41 @@ def run_driver(args):
     return 1 if failed else 0
 
 
-def _write(report, output):
+def _measured(args, machine):
+    """When, where and by what command a row was measured (the docs show
+    it beside the tables)."""
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine,
+        "command": "python -m benchmarks.step_time "
+        + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "runs": args.runs,
+        "repeats": args.repeats,
+        "steps": args.steps,
+    }
+
+
+def _write(report, output, merge=False):
+    """Writes `report` to `output`; with `merge`, into the report already
+    there: each measured model's entry replaces (or, for memory, extends)
+    that model's, the other models are kept."""
     if not output:
         return
+    if merge and os.path.exists(output):
+        with open(output) as f:
+            merged = json.load(f)
+        for backend, result in report["backends"].items():
+            kept = merged["backends"].setdefault(backend, {"models": {}})
+            for name, entry in result["models"].items():
+                old = kept["models"].get(name, {})
+                if set(entry) <= {"memory", "measured"}:
+                    entry = {**old, **entry}
+                kept["models"][name] = entry
+        report = merged
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with open(output, "w") as f:
-        json.dump(report, f, indent=2)
+        json.dump(report, f, indent=1)
+        f.write("\n")
 
 
 def main(argv=None):

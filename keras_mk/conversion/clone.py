@@ -16,6 +16,7 @@ from keras_mk import _keras_private
 from keras_mk.conversion import class_map
 from keras_mk.conversion import copying
 from keras_mk.conversion.saving import guards
+from keras_mk.layers import lora
 from keras_mk.layers.config import MKConfig
 from keras_mk.layers.walk import iter_layers
 
@@ -134,22 +135,9 @@ def layer_selector(layers, embeddings=False):
     )
 
 
-# The quantization modes Keras gives LoRA on (not float8, not GPTQ).
-LORA_QUANTIZATION = ("int8", "int4")
-
-
-def frozen_quantized(layer):
-    """A quantized layer without LoRA (yet): its kernel does not train, so
-    its MK layer simulates nothing until `enable_lora`."""
-    mode = getattr(layer, "quantization_mode", None)
-    return mode is not None and not getattr(layer, "lora_enabled", False)
-
-
 def check_convertible(path, layer):
     mode = getattr(layer, "quantization_mode", None)
-    if frozen_quantized(layer) and (
-        mode not in LORA_QUANTIZATION or not hasattr(layer, "enable_lora")
-    ):
+    if lora.frozen(layer) and not lora.can_enable(layer):
         raise ValueError(
             f"Layer '{path}' is quantized ({mode}) without LoRA, and Keras "
             f"gives no LoRA on a {mode} kernel: MK would have nothing to "
@@ -312,7 +300,7 @@ def clone_model(model, *, layers=None, embeddings=False, **mk_arguments):
             converted += 1
     _check_all_converted(model, plan, converted)
     _warn_left_plain(model, surveyed)
-    _warn_frozen_quantized(model, plan, surveyed)
+    lora.warn_frozen(model.name, [i for i in surveyed if i.path in plan])
     # The config the copy was built from tells which MK layers it
     # describes: the copy is not serialized again.
     return guards.guard_saves(copied.model, copied.layers, copied.config)
@@ -380,25 +368,6 @@ def _frozen_base(surveyed):
             if not variable.trainable and variable.name != SEED_STATE:
                 frozen.add(id(variable))
     return frozenset(frozen)
-
-
-def _warn_frozen_quantized(model, plan, surveyed):
-    """Warns about converted quantized layers that simulate nothing yet."""
-    frozen = [
-        item.path
-        for item in surveyed
-        if item.path in plan and frozen_quantized(item.layer)
-    ]
-    if frozen:
-        warnings.warn(
-            f"{len(frozen)} converted layers of model '{model.name}' are "
-            f"quantized without LoRA ({', '.join(frozen)}): their kernels "
-            "do not train, so they simulate nothing until `enable_lora` "
-            "(then their adapters are simulated, as when LoRA is enabled "
-            "before conversion).",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _warn_left_plain(model, surveyed):

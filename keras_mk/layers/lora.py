@@ -15,6 +15,8 @@ a float kernel, or the int8 or int4 kernel and scale of `Model.quantize`.
 The bias stays as it was (expanded only with `expand_bias=True`).
 """
 
+import warnings
+
 from keras import initializers
 
 from keras_mk import _keras_private
@@ -54,6 +56,43 @@ def simulate_factors(layer, a_initializer="he_uniform", b_initializer="zeros"):
         layer.lora_a_initializer = initializers.get(a_initializer)
         layer.lora_b_initializer = initializers.get(b_initializer)
     layer.__dict__["mk_weights"] = factor_specs(layer)
+
+
+# The quantization modes Keras gives LoRA on (not float8, not GPTQ).
+QUANTIZATION = ("int8", "int4")
+
+
+def frozen(layer):
+    """A quantized layer without LoRA (yet): its kernel does not train, so
+    its MK layer simulates nothing until `enable_lora`."""
+    mode = getattr(layer, "quantization_mode", None)
+    return mode is not None and not getattr(layer, "lora_enabled", False)
+
+
+def can_enable(layer):
+    """Keras would give `layer` LoRA (its class and quantization allow)."""
+    mode = getattr(layer, "quantization_mode", None)
+    return hasattr(layer, "enable_lora") and mode in (None,) + QUANTIZATION
+
+
+def warn_frozen(model_name, converted):
+    """Warns about converted quantized layers that simulate nothing yet.
+
+    Args:
+        model_name: the model's name.
+        converted: the converted layers' survey items (`path`, `layer`).
+    """
+    frozen_paths = [item.path for item in converted if frozen(item.layer)]
+    if frozen_paths:
+        warnings.warn(
+            f"{len(frozen_paths)} converted layers of model '{model_name}' "
+            f"are quantized without LoRA ({', '.join(frozen_paths)}): their "
+            "kernels do not train, so they simulate nothing until "
+            "`enable_lora` (then their adapters are simulated, as when LoRA "
+            "is enabled before conversion).",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def simulate_nothing(layer):

@@ -365,11 +365,9 @@ class MKLayer(WeightCopies):
             self._mk_configure(config)
         if getattr(self, "lora_enabled", False):
             lora.simulate_factors(self)
-        elif getattr(self, "quantization_mode", None):
+        elif lora.frozen(self):
             lora.simulate_nothing(self)
         self._add_copies("replicate")
-
-    # -- LoRA ------------------------------------------------------------
 
     def enable_lora(
         self,
@@ -397,6 +395,5 @@ class MKLayer(WeightCopies):
         )
 
     def quantize(self, *args, **kwargs):
-        # Not NotImplementedError: `Model.quantize` turns that into a
-        # warning and leaves the model as it was, silently.
+        # Not NotImplementedError: `Model.quantize` would warn and go on.
         raise _not_quantizable(self, "be quantized")

@@ -170,6 +170,19 @@ def test_collapse_gives_plain_lora_layers_holding_the_means_exactly():
         assert [v.name for v in layer.trainable_variables if "lora" in v.name]
 
 
+def _same_lora_layers(first, later, x):
+    """Asserts the two orders give the same outputs, weight names and
+    trainable flags; returns the pairs of LoRA layers."""
+    models.assert_same_outputs(first, later, x)
+    pairs = [(first.get_layer(n), later.get_layer(n)) for n in LORA_NAMES]
+    for a, b in pairs:
+        assert [v.name for v in a.weights] == [v.name for v in b.weights]
+        assert [v.trainable for v in a.weights] == [
+            v.trainable for v in b.weights
+        ]
+    return pairs
+
+
 def test_enabling_lora_after_conversion_gives_the_same_model():
     x = ids()
     first = keras_mk.clone_model(lora_model(), expansion=E, seed=1)
@@ -182,13 +195,7 @@ def test_enabling_lora_after_conversion_gives_the_same_model():
         embeddings=True,
     )
     enable_lora(later)
-    models.assert_same_outputs(first, later, x)
-    for name in LORA_NAMES:
-        a, b = first.get_layer(name), later.get_layer(name)
-        assert [v.name for v in a.weights] == [v.name for v in b.weights]
-        assert [v.trainable for v in a.weights] == [
-            v.trainable for v in b.weights
-        ]
+    for a, b in _same_lora_layers(first, later, x):
         assert a.lora_alpha == b.lora_alpha == 3
     for model in (first, later):
         small = keras_mk.collapse(_trained(model))
@@ -433,13 +440,7 @@ def test_on_a_quantized_base_enabling_lora_after_conversion_is_the_same(mode):
     assert dense.quantization_mode == mode
     assert "kernel" not in dense.weight_copies
     enable_lora(later)
-    models.assert_same_outputs(first, later, x)
-    for name in LORA_NAMES:
-        a, b = first.get_layer(name), later.get_layer(name)
-        assert [v.name for v in a.weights] == [v.name for v in b.weights]
-        assert [v.trainable for v in a.weights] == [
-            v.trainable for v in b.weights
-        ]
+    for _, b in _same_lora_layers(first, later, x):
         assert len(b.weight_copies[_factors(b)[0]]) == E
     small = keras_mk.collapse(_trained(later))
     assert small.get_layer("dense").quantization_mode == mode
